@@ -1,0 +1,667 @@
+"""Triangle meshes: procedural test objects the project authors itself, and simple file formats.
+
+A mesh is a pair ``(vertices, faces)``: ``vertices`` is a ``(V, 3)`` float64 array of positions in
+scene units, ``faces`` a ``(F, 3)`` int64 array of zero-based vertex indices, counter-clockwise
+seen from outside (outward normals, Blender's convention).
+
+The procedural objects follow Blender's axes: +Z is up and the object's *front* faces -Y, i.e. it
+looks toward a camera in Blender's Front view (azimuth 0 in :mod:`torch_backend.camera`). They are
+built in metres at real-world sizes and scaled by ``units`` (``"mm"`` multiplies by 1000, so nothing
+downstream may assume a unit size). ``origin="center"`` (default) puts the bounding-box centre at the
+origin — the point the camera convention looks at; ``origin="floor"`` stands the object on ``z = 0``
+centred in x and y.
+
+Every part is a closed surface; parts of one object may interpenetrate (legs into a seat), which a
+rasterizer does not mind. Only NumPy is used.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Sequence, Tuple, Union
+
+import numpy as np
+
+PathLike = Union[str, os.PathLike]
+Mesh = Tuple[np.ndarray, np.ndarray]
+
+UNIT_SCALES: Dict[str, float] = {"m": 1.0, "dm": 10.0, "cm": 100.0, "mm": 1000.0}
+
+__all__ = [
+    "UNIT_SCALES",
+    "as_mesh",
+    "box",
+    "cylinder",
+    "lathe",
+    "torus",
+    "rod",
+    "extrude",
+    "merge",
+    "transform",
+    "rotation_matrix",
+    "bounding_box",
+    "bbox_center",
+    "bbox_size",
+    "mesh_radius",
+    "face_areas",
+    "signed_volume",
+    "chair",
+    "table",
+    "stool",
+    "car",
+    "mug",
+    "PROCEDURAL_MESHES",
+    "make_mesh",
+    "read_off",
+    "read_obj",
+    "read_mesh",
+    "write_obj",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# validation and small helpers
+# --------------------------------------------------------------------------------------------
+def as_mesh(vertices, faces, *, name: str = "mesh") -> Mesh:
+    """Check and convert a mesh to ``(vertices (V, 3) float64, faces (F, 3) int64)``.
+
+    Raises ``ValueError`` for a wrong shape, no vertices, no faces, non-finite coordinates or face
+    indices outside ``[0, V)``. ``name`` is used in the messages.
+    """
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces)
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise ValueError(f"{name}: vertices must have shape (V, 3), got {v.shape}")
+    if v.shape[0] == 0:
+        raise ValueError(f"{name}: mesh has no vertices")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"{name}: vertices contain NaN or infinite coordinates")
+    if f.ndim != 2 or f.shape[1] != 3:
+        raise ValueError(f"{name}: faces must have shape (F, 3), got {f.shape}")
+    if f.shape[0] == 0:
+        raise ValueError(f"{name}: mesh has no faces")
+    if not np.issubdtype(f.dtype, np.integer):
+        if not np.all(np.isfinite(f)) or np.any(f != np.round(f)):
+            raise ValueError(f"{name}: face indices must be integers")
+    f = f.astype(np.int64)
+    if f.min() < 0 or f.max() >= v.shape[0]:
+        raise ValueError(
+            f"{name}: face indices must lie in [0, {v.shape[0]}), got [{f.min()}, {f.max()}]"
+        )
+    return v, f
+
+
+def bounding_box(vertices) -> Tuple[np.ndarray, np.ndarray]:
+    """Axis-aligned bounds of ``(V, 3)`` vertices: ``(min (3,), max (3,))`` in scene units."""
+    v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    if v.shape[0] == 0:
+        raise ValueError("bounding_box: no vertices")
+    return v.min(axis=0), v.max(axis=0)
+
+
+def bbox_center(vertices) -> np.ndarray:
+    """Centre ``(3,)`` of the axis-aligned bounding box of ``(V, 3)`` vertices."""
+    lo, hi = bounding_box(vertices)
+    return (lo + hi) / 2.0
+
+
+def bbox_size(vertices) -> np.ndarray:
+    """Extent ``(3,)`` (width x, depth y, height z) of the bounding box of ``(V, 3)`` vertices."""
+    lo, hi = bounding_box(vertices)
+    return hi - lo
+
+
+def mesh_radius(vertices, center=None) -> float:
+    """Largest distance from ``center`` (default: the origin, where cameras look) to a vertex.
+
+    ``vertices`` is ``(V, 3)``; the result is in scene units. It bounds the mesh's image extent,
+    which is what coarse-grid distances are derived from.
+    """
+    v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    if v.shape[0] == 0:
+        raise ValueError("mesh_radius: no vertices")
+    c = np.zeros(3) if center is None else np.asarray(center, dtype=np.float64).reshape(3)
+    return float(np.sqrt(((v - c) ** 2).sum(axis=1)).max())
+
+
+def face_areas(vertices, faces) -> np.ndarray:
+    """Areas ``(F,)`` of the triangles, in squared scene units."""
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    return 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
+
+
+def signed_volume(vertices, faces) -> float:
+    """Signed volume enclosed by the triangles (divergence theorem), in cubic scene units.
+
+    Positive when the faces of a closed surface point outward; for interpenetrating closed parts
+    it is the sum of the parts' volumes.
+    """
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
+
+
+def rotation_matrix(axis: str, degrees: float) -> np.ndarray:
+    """``(3, 3)`` right-handed rotation by ``degrees`` about the ``"x"``, ``"y"`` or ``"z"`` axis."""
+    t = np.radians(degrees)
+    c, s = np.cos(t), np.sin(t)
+    if axis == "x":
+        return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+    if axis == "y":
+        return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+    if axis == "z":
+        return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    raise ValueError(f"rotation_matrix: axis must be 'x', 'y' or 'z', got {axis!r}")
+
+
+def transform(mesh: Mesh, *, rotation=None, translation=None, scale=None) -> Mesh:
+    """Apply ``v -> R (s * v) + t`` to a mesh; ``rotation`` (3, 3), ``translation`` (3,), ``scale``
+    a number or (3,). A scale with a negative determinant flips the faces to keep them outward."""
+    v, f = mesh
+    v = np.asarray(v, dtype=np.float64)
+    f = np.asarray(f, dtype=np.int64)
+    if scale is not None:
+        s = np.broadcast_to(np.asarray(scale, dtype=np.float64), (3,))
+        v = v * s
+        if np.prod(s) < 0:
+            f = f[:, ::-1]
+    if rotation is not None:
+        v = v @ np.asarray(rotation, dtype=np.float64).T
+    if translation is not None:
+        v = v + np.asarray(translation, dtype=np.float64).reshape(3)
+    return v, f.copy()
+
+
+def merge(*meshes: Mesh) -> Mesh:
+    """Concatenate meshes into one ``(vertices, faces)`` pair, re-indexing the faces.
+
+    Accepts meshes as separate arguments or a single iterable of meshes.
+    """
+    if len(meshes) == 1 and not isinstance(meshes[0], tuple):
+        meshes = tuple(meshes[0])
+    if not meshes:
+        raise ValueError("merge: no meshes given")
+    vs, fs, offset = [], [], 0
+    for v, f in meshes:
+        v = np.asarray(v, dtype=np.float64).reshape(-1, 3)
+        f = np.asarray(f, dtype=np.int64).reshape(-1, 3)
+        vs.append(v)
+        fs.append(f + offset)
+        offset += v.shape[0]
+    return np.concatenate(vs, axis=0), np.concatenate(fs, axis=0)
+
+
+# --------------------------------------------------------------------------------------------
+# primitives
+# --------------------------------------------------------------------------------------------
+def box(size: Sequence[float] = (1.0, 1.0, 1.0), center: Sequence[float] = (0.0, 0.0, 0.0)) -> Mesh:
+    """Axis-aligned cuboid: 8 vertices, 12 outward triangles. ``size`` (3,) = extents in x, y, z."""
+    sx, sy, sz = (float(s) for s in size)
+    if min(sx, sy, sz) <= 0:
+        raise ValueError(f"box: sizes must be positive, got {tuple(size)}")
+    corners = np.array(
+        [[x, y, z] for z in (-0.5, 0.5) for y in (-0.5, 0.5) for x in (-0.5, 0.5)], dtype=np.float64
+    )
+    v = corners * [sx, sy, sz] + np.asarray(center, dtype=np.float64)
+    # corner index = 4*z + 2*y + x (bits); each quad listed counter-clockwise seen from outside
+    quads = [
+        (0, 2, 3, 1),  # bottom (-z)
+        (4, 5, 7, 6),  # top (+z)
+        (0, 1, 5, 4),  # front (-y)
+        (2, 6, 7, 3),  # back (+y)
+        (0, 4, 6, 2),  # left (-x)
+        (1, 3, 7, 5),  # right (+x)
+    ]
+    f = [(a, b, c) for a, b, c, d in quads] + [(a, c, d) for a, b, c, d in quads]
+    return v, np.asarray(f, dtype=np.int64)
+
+
+def lathe(profile: Sequence[Tuple[float, float]], segments: int = 24) -> Mesh:
+    """Surface of revolution about +Z of a ``(radius, z)`` polyline, ``segments`` steps around.
+
+    The profile runs from the bottom pole to the top pole for a closed solid: points with radius 0
+    become a single pole vertex (no degenerate triangles). Walking the profile with the solid on the
+    left (e.g. out along the bottom, up the outside, in across the top) gives outward faces.
+    """
+    prof = np.asarray(profile, dtype=np.float64)
+    if prof.ndim != 2 or prof.shape[1] != 2 or prof.shape[0] < 2:
+        raise ValueError(f"lathe: profile must be (N>=2, 2) (radius, z) points, got {prof.shape}")
+    if segments < 3:
+        raise ValueError(f"lathe: need at least 3 segments, got {segments}")
+    if np.any(prof[:, 0] < 0):
+        raise ValueError("lathe: radii must be non-negative")
+    angles = 2 * np.pi * np.arange(segments) / segments
+    rings, verts = [], []
+    for r, z in prof:
+        start = len(verts)
+        if r == 0:
+            verts.append([0.0, 0.0, z])
+            rings.append([start] * segments)
+        else:
+            verts.extend(np.stack([r * np.cos(angles), r * np.sin(angles), np.full(segments, z)], 1))
+            rings.append(list(range(start, start + segments)))
+    faces = []
+    for lower, upper in zip(rings[:-1], rings[1:]):
+        for k in range(segments):
+            k1 = (k + 1) % segments
+            a, b, c, d = lower[k], lower[k1], upper[k1], upper[k]
+            # Profile stepping outward/up with the solid on the left => (a, b, c) faces outward.
+            for tri in ((a, b, c), (a, c, d)):
+                if len(set(tri)) == 3:
+                    faces.append(tri)
+    v = np.asarray(verts, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    # The profile direction decides the winding; make it outward whatever the caller passed.
+    if signed_volume(v, f) < 0:
+        f = f[:, ::-1].copy()
+    return v, f
+
+
+def cylinder(
+    radius: float = 0.5,
+    height: float = 1.0,
+    segments: int = 24,
+    center: Sequence[float] = (0.0, 0.0, 0.0),
+    axis: str = "z",
+) -> Mesh:
+    """Closed cylinder of ``radius`` and ``height`` (along ``axis`` "x", "y" or "z") about ``center``."""
+    if radius <= 0 or height <= 0:
+        raise ValueError(f"cylinder: radius and height must be positive, got {radius}, {height}")
+    h = height / 2.0
+    mesh = lathe([(0.0, -h), (radius, -h), (radius, h), (0.0, h)], segments)
+    rot = {"z": None, "x": rotation_matrix("y", 90.0), "y": rotation_matrix("x", -90.0)}
+    if axis not in rot:
+        raise ValueError(f"cylinder: axis must be 'x', 'y' or 'z', got {axis!r}")
+    return transform(mesh, rotation=rot[axis], translation=center)
+
+
+def rod(start: Sequence[float], end: Sequence[float], radius: float, segments: int = 8) -> Mesh:
+    """Closed cylinder of ``radius`` from point ``start`` (3,) to point ``end`` (3,): legs, struts."""
+    a = np.asarray(start, dtype=np.float64).reshape(3)
+    b = np.asarray(end, dtype=np.float64).reshape(3)
+    axis = b - a
+    length = float(np.linalg.norm(axis))
+    if length == 0:
+        raise ValueError("rod: start and end coincide")
+    v, f = cylinder(radius, length, segments)
+    z = axis / length
+    helper = np.array([1.0, 0.0, 0.0]) if abs(z[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    x = np.cross(helper, z)
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    return transform((v, f), rotation=np.column_stack([x, y, z]), translation=(a + b) / 2)
+
+
+def torus(
+    major_radius: float = 1.0,
+    minor_radius: float = 0.25,
+    major_segments: int = 24,
+    minor_segments: int = 8,
+    center: Sequence[float] = (0.0, 0.0, 0.0),
+) -> Mesh:
+    """Closed torus about +Z: ring radius ``major_radius``, tube radius ``minor_radius``."""
+    if not 0 < minor_radius < major_radius:
+        raise ValueError(
+            f"torus: need 0 < minor_radius < major_radius, got {minor_radius}, {major_radius}"
+        )
+    u = 2 * np.pi * np.arange(major_segments) / major_segments
+    w = 2 * np.pi * np.arange(minor_segments) / minor_segments
+    uu, ww = np.meshgrid(u, w, indexing="ij")
+    r = major_radius + minor_radius * np.cos(ww)
+    v = np.stack([r * np.cos(uu), r * np.sin(uu), minor_radius * np.sin(ww)], -1).reshape(-1, 3)
+    idx = lambda i, j: (i % major_segments) * minor_segments + (j % minor_segments)  # noqa: E731
+    faces = []
+    for i in range(major_segments):
+        for j in range(minor_segments):
+            a, b, c, d = idx(i, j), idx(i + 1, j), idx(i + 1, j + 1), idx(i, j + 1)
+            faces += [(a, b, c), (a, c, d)]
+    f = np.asarray(faces, dtype=np.int64)
+    if signed_volume(v, f) < 0:
+        f = f[:, ::-1].copy()
+    return v + np.asarray(center, dtype=np.float64), f
+
+
+def extrude(polygon: Sequence[Tuple[float, float]], width: float, center_x: float = 0.0) -> Mesh:
+    """Prism from a convex ``(y, z)`` polygon (a side profile) extruded ``width`` along x.
+
+    Handy for side-profiled shapes such as a car body or a sloped backrest. The polygon must be
+    convex (its caps are fan-triangulated); either winding is accepted.
+    """
+    p = np.asarray(polygon, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 2 or p.shape[0] < 3:
+        raise ValueError(f"extrude: polygon must be (N>=3, 2) (y, z) points, got {p.shape}")
+    if width <= 0:
+        raise ValueError(f"extrude: width must be positive, got {width}")
+    n = p.shape[0]
+    x0, x1 = center_x - width / 2.0, center_x + width / 2.0
+    v = np.concatenate(
+        [np.column_stack([np.full(n, x0), p]), np.column_stack([np.full(n, x1), p])], axis=0
+    )
+    faces = []
+    for k in range(1, n - 1):
+        faces.append((0, k + 1, k))  # cap at x0
+        faces.append((n, n + k, n + k + 1))  # cap at x1
+    for k in range(n):
+        k1 = (k + 1) % n
+        faces += [(k, k1, n + k1), (k, n + k1, n + k)]
+    f = np.asarray(faces, dtype=np.int64)
+    f = f[face_areas(v, f) > 0]
+    if signed_volume(v, f) < 0:
+        f = f[:, ::-1].copy()
+    return v, f
+
+
+# --------------------------------------------------------------------------------------------
+# procedural objects (metres, +Z up, front toward -Y)
+# --------------------------------------------------------------------------------------------
+def _finish(mesh: Mesh, units: str, origin: str) -> Mesh:
+    if units not in UNIT_SCALES:
+        raise ValueError(f"units must be one of {sorted(UNIT_SCALES)}, got {units!r}")
+    if origin not in ("center", "floor"):
+        raise ValueError(f"origin must be 'center' or 'floor', got {origin!r}")
+    v, f = mesh
+    lo, hi = bounding_box(v)
+    shift = -(lo + hi) / 2.0
+    if origin == "floor":
+        shift[2] = -lo[2]
+    v = (v + shift) * UNIT_SCALES[units]
+    return as_mesh(v, f)
+
+
+def chair(units: str = "m", origin: str = "center", *, segments: int = 8) -> Mesh:
+    """Dining chair, 0.45 x 0.50 x 0.90 m: four thin legs, seat, backrest at the back (+Y).
+
+    The backrest makes front and back different, the thin legs test fine structure. ``segments``
+    sets the legs' roundness. Returns ``(V, 3)`` float64 and ``(F, 3)`` int64.
+    """
+    width, depth, seat_h, seat_t, top = 0.45, 0.50, 0.45, 0.04, 0.90
+    leg_r = 0.018
+    parts = [box((width, depth, seat_t), (0, 0, seat_h - seat_t / 2))]
+    for x in (-1, 1):
+        for y in (-1, 1):
+            cx, cy = x * (width / 2 - 0.03), y * (depth / 2 - 0.03)
+            parts.append(cylinder(leg_r, seat_h - seat_t, segments, (cx, cy, (seat_h - seat_t) / 2)))
+    # back posts continue the rear legs up to the top; a slightly tilted panel between them
+    post_h = top - seat_h
+    for x in (-1, 1):
+        parts.append(box((0.035, 0.035, post_h), (x * (width / 2 - 0.03), depth / 2 - 0.03, seat_h + post_h / 2)))
+    panel = box((width - 0.06, 0.025, 0.22), (0, 0, 0))
+    panel = transform(panel, rotation=rotation_matrix("x", -8.0), translation=(0, depth / 2 - 0.02, top - 0.13))
+    rail = box((width - 0.06, 0.02, 0.04), (0, depth / 2 - 0.03, seat_h + 0.12))
+    parts += [panel, rail]
+    return _finish(merge(parts), units, origin)
+
+
+def table(units: str = "m", origin: str = "center", *, segments: int = 8) -> Mesh:
+    """Rectangular table, 1.20 x 0.80 x 0.75 m: top with an apron and four legs.
+
+    Nearly 180-degree symmetric about z (front and back look alike), which a pose estimator must
+    report as distinct candidates. A drawer front on the -Y apron breaks the tie slightly.
+    """
+    length, depth, height, top_t = 1.20, 0.80, 0.75, 0.035
+    parts = [box((length, depth, top_t), (0, 0, height - top_t / 2))]
+    apron_h = 0.08
+    z_apron = height - top_t - apron_h / 2
+    parts.append(box((length - 0.12, 0.02, apron_h), (0, -(depth / 2 - 0.05), z_apron)))
+    parts.append(box((length - 0.12, 0.02, apron_h), (0, depth / 2 - 0.05, z_apron)))
+    parts.append(box((0.02, depth - 0.12, apron_h), (-(length / 2 - 0.05), 0, z_apron)))
+    parts.append(box((0.02, depth - 0.12, apron_h), (length / 2 - 0.05, 0, z_apron)))
+    parts.append(box((0.30, 0.03, 0.06), (0.15, -(depth / 2 - 0.045), z_apron)))  # drawer front
+    leg_h = height - top_t
+    for x in (-1, 1):
+        for y in (-1, 1):
+            parts.append(box((0.05, 0.05, leg_h), (x * (length / 2 - 0.06), y * (depth / 2 - 0.06), leg_h / 2)))
+    return _finish(merge(parts), units, origin)
+
+
+def stool(units: str = "m", origin: str = "center", *, segments: int = 24) -> Mesh:
+    """Round bar stool, seat diameter 0.36 m, 0.65 m to the seat: three splayed legs and a foot ring.
+
+    Nearly rotationally symmetric (three-fold legs, round seat): azimuth is hard to see, elevation
+    and distance are not. A small back lip on the seat (+Y) is the only front/back cue.
+    """
+    seat_r, height, seat_t = 0.18, 0.65, 0.045
+    parts = [lathe([(0, height - seat_t), (seat_r, height - seat_t), (seat_r - 0.01, height), (0, height)], segments)]
+    parts.append(box((0.14, 0.03, 0.04), (0, seat_r - 0.03, height + 0.01)))  # back lip
+    leg_top_z = height - seat_t
+    for k in range(3):
+        az = np.radians(90.0 + 120.0 * k)  # one leg toward +Y (back), two toward the front
+        direction = np.array([np.cos(az), np.sin(az), 0.0])
+        parts.append(rod(direction * 0.11 + [0, 0, leg_top_z], direction * 0.20, 0.016, 8))
+    parts.append(transform(torus(0.15, 0.01, segments, 6), translation=(0, 0, 0.22)))
+    return _finish(merge(parts), units, origin)
+
+
+def car(units: str = "m", origin: str = "center", *, segments: int = 16) -> Mesh:
+    """Hatchback-like car, 4.0 x 1.7 x 1.45 m: body with a sloped hood at the front (-Y), cabin set
+    back toward the rear, four wheels. Left/right mirror symmetric, front/back not."""
+    length, width = 4.0, 1.70
+    wheel_r, wheel_w = 0.32, 0.22
+    # side profile in (y, z): y=-2 is the front bumper; convex lower body with a sloped hood
+    body = extrude(
+        [(-2.0, 0.25), (1.95, 0.25), (2.0, 0.45), (2.0, 0.85), (-1.85, 0.80), (-2.0, 0.60)],
+        width,
+    )
+    cabin = extrude(
+        [(-0.75, 0.80), (1.90, 0.84), (1.75, 1.40), (0.15, 1.45), (-0.45, 1.30)], width - 0.16
+    )
+    parts = [body, cabin]
+    for y in (-1.30, 1.25):
+        for x in (-1, 1):
+            cx = x * (width / 2 - wheel_w / 2 + 0.02)
+            parts.append(cylinder(wheel_r, wheel_w, segments, (cx, y, wheel_r), axis="x"))
+    return _finish(merge(parts), units, origin)
+
+
+def mug(units: str = "m", origin: str = "center", *, segments: int = 32) -> Mesh:
+    """Coffee mug, 0.08 m diameter x 0.095 m tall, hollow, with a handle on its right (+X) side.
+
+    A lathe body (outer wall, rim, inner wall, inner floor) plus a torus handle: the handle is the
+    only cue that breaks the rotational symmetry.
+    """
+    radius, height, wall, floor_t = 0.04, 0.095, 0.004, 0.008
+    body = lathe(
+        [
+            (0.0, 0.0),
+            (radius - 0.003, 0.0),
+            (radius, 0.003),
+            (radius, height),
+            (radius - wall, height),
+            (radius - wall, floor_t),
+            (0.0, floor_t),
+        ],
+        segments,
+    )
+    handle = torus(0.026, 0.0055, 20, 8)
+    handle = transform(handle, rotation=rotation_matrix("x", 90.0), translation=(radius + 0.004, 0, height * 0.52))
+    return _finish(merge(body, handle), units, origin)
+
+
+PROCEDURAL_MESHES: Dict[str, Callable[..., Mesh]] = {
+    "chair": chair,
+    "table": table,
+    "stool": stool,
+    "car": car,
+    "mug": mug,
+}
+
+
+def make_mesh(name: str, units: str = "m", origin: str = "center") -> Mesh:
+    """Build one of :data:`PROCEDURAL_MESHES` by name (``"chair"``, ``"table"``, ...)."""
+    if name not in PROCEDURAL_MESHES:
+        raise ValueError(f"unknown mesh {name!r}; choose from {sorted(PROCEDURAL_MESHES)}")
+    return PROCEDURAL_MESHES[name](units=units, origin=origin)
+
+
+# --------------------------------------------------------------------------------------------
+# file formats
+# --------------------------------------------------------------------------------------------
+def _fan(polygon: Sequence[int]) -> Iterable[Tuple[int, int, int]]:
+    """Triangulate a (convex, planar-ish) polygon as a fan from its first corner."""
+    for k in range(1, len(polygon) - 1):
+        yield polygon[0], polygon[k], polygon[k + 1]
+
+
+def _check_path(path: PathLike) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such file")
+    if p.is_dir():
+        raise ValueError(f"{p}: is a directory, not a mesh file")
+    return p
+
+
+def _read_text(p: Path) -> list:
+    try:
+        return p.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as error:
+        raise ValueError(f"{p}: cannot read ({error})") from None
+
+
+def read_off(path: PathLike) -> Mesh:
+    """Read an OFF file (PASCAL3D+ / ModelNet CAD format) as ``(V, 3)`` float64, ``(F, 3)`` int64.
+
+    Accepts ``#`` comments, the ``OFF`` keyword on its own line or glued to the counts (``OFF8 6 0``,
+    as in some ModelNet files), optional per-face colours, and polygons (fan-triangulated).
+    Raises ``ValueError`` naming the file and line for malformed input.
+    """
+    p = _check_path(path)
+    lines = _read_text(p)
+    # (line number, tokens) for non-empty, comment-stripped lines
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        text = line.split("#", 1)[0].strip()
+        if text:
+            rows.append((number, text.split()))
+    if not rows:
+        raise ValueError(f"{p}: empty OFF file")
+    number, tokens = rows[0]
+    head = tokens[0].upper()
+    if head in ("OFF", "COFF", "NOFF", "CNOFF", "NCOFF"):
+        rest = tokens[1:]
+    elif head.startswith("OFF") and head[3:].isdigit():  # "OFF8 6 0" (some ModelNet files)
+        rest = [tokens[0][3:]] + tokens[1:]
+    else:
+        raise ValueError(f"{p}:{number}: not an OFF file (first keyword {tokens[0]!r}, expected 'OFF')")
+    if rest:
+        rows[0] = (number, rest)
+        cursor = 0
+    else:
+        cursor = 1
+    if cursor >= len(rows):
+        raise ValueError(f"{p}: OFF header has no vertex/face counts")
+    number, tokens = rows[cursor]
+    try:
+        n_vertices, n_faces = int(tokens[0]), int(tokens[1])
+    except (ValueError, IndexError):
+        raise ValueError(f"{p}:{number}: expected 'n_vertices n_faces n_edges', got {' '.join(tokens)!r}") from None
+    if n_vertices < 0 or n_faces < 0:
+        raise ValueError(f"{p}:{number}: negative vertex or face count")
+    cursor += 1
+    if len(rows) - cursor < n_vertices + n_faces:
+        raise ValueError(
+            f"{p}: truncated OFF file: header promises {n_vertices} vertices and {n_faces} faces, "
+            f"found {len(rows) - cursor} data lines"
+        )
+    vertices = np.empty((n_vertices, 3), dtype=np.float64)
+    for i in range(n_vertices):
+        number, tokens = rows[cursor + i]
+        try:
+            vertices[i] = [float(t) for t in tokens[:3]]
+            if len(tokens) < 3:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"{p}:{number}: bad vertex line {' '.join(tokens)!r}") from None
+    cursor += n_vertices
+    faces = []
+    for i in range(n_faces):
+        number, tokens = rows[cursor + i]
+        try:
+            count = int(tokens[0])
+            polygon = [int(t) for t in tokens[1 : 1 + count]]
+        except ValueError:
+            raise ValueError(f"{p}:{number}: bad face line {' '.join(tokens)!r}") from None
+        if count < 3 or len(polygon) != count:
+            raise ValueError(f"{p}:{number}: face needs >= 3 vertex indices, got {' '.join(tokens)!r}")
+        if min(polygon) < 0 or max(polygon) >= n_vertices:
+            raise ValueError(f"{p}:{number}: face index out of range [0, {n_vertices})")
+        faces.extend(_fan(polygon))
+    if n_vertices == 0:
+        raise ValueError(f"{p}: mesh has no vertices")
+    if not faces:
+        raise ValueError(f"{p}: mesh has no faces")
+    return as_mesh(vertices, np.asarray(faces, dtype=np.int64), name=str(p))
+
+
+def read_obj(path: PathLike) -> Mesh:
+    """Read the geometry of a Wavefront OBJ file as ``(V, 3)`` float64, ``(F, 3)`` int64.
+
+    Reads ``v`` and ``f`` records (``i``, ``i/t``, ``i//n``, ``i/t/n``, negative = relative indices),
+    fan-triangulates polygons and ignores everything else (normals, UVs, groups, materials).
+    Raises ``ValueError`` naming the file and line for malformed input.
+    """
+    p = _check_path(path)
+    vertices, faces = [], []
+    for number, line in enumerate(_read_text(p), start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        tokens = text.split()
+        key = tokens[0]
+        if key == "v":
+            try:
+                if len(tokens) < 4:
+                    raise ValueError
+                vertices.append([float(t) for t in tokens[1:4]])
+            except ValueError:
+                raise ValueError(f"{p}:{number}: bad vertex line {text!r}") from None
+        elif key == "f":
+            polygon = []
+            for token in tokens[1:]:
+                head = token.split("/", 1)[0]
+                try:
+                    index = int(head)
+                except ValueError:
+                    raise ValueError(f"{p}:{number}: bad face index {token!r}") from None
+                if index == 0:
+                    raise ValueError(f"{p}:{number}: OBJ indices start at 1, got 0")
+                index = index - 1 if index > 0 else len(vertices) + index
+                if not 0 <= index < len(vertices):
+                    raise ValueError(
+                        f"{p}:{number}: face index {token!r} refers to a missing vertex "
+                        f"({len(vertices)} defined so far)"
+                    )
+                polygon.append(index)
+            if len(polygon) < 3:
+                raise ValueError(f"{p}:{number}: face needs >= 3 vertices, got {text!r}")
+            faces.extend(_fan(polygon))
+    if not vertices:
+        raise ValueError(f"{p}: no vertices ('v' lines) found")
+    if not faces:
+        raise ValueError(f"{p}: no faces ('f' lines) found")
+    return as_mesh(np.asarray(vertices), np.asarray(faces, dtype=np.int64), name=str(p))
+
+
+def read_mesh(path: PathLike) -> Mesh:
+    """Read an ``.off`` or ``.obj`` file by its extension (see :func:`read_off`, :func:`read_obj`)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".off":
+        return read_off(path)
+    if suffix == ".obj":
+        return read_obj(path)
+    raise ValueError(f"{path}: unsupported mesh format {suffix!r} (expected .off or .obj)")
+
+
+def write_obj(path: PathLike, vertices, faces, *, precision: int = 6) -> None:
+    """Write a triangle mesh (``(V, 3)`` vertices, ``(F, 3)`` zero-based faces) as Wavefront OBJ.
+
+    ``precision`` is the number of significant digits per coordinate.
+    """
+    v, f = as_mesh(vertices, faces)
+    lines = ["# written by gradhog (torch_backend.meshes)", f"# {len(v)} vertices, {len(f)} faces"]
+    lines += [f"v {x:.{precision}g} {y:.{precision}g} {z:.{precision}g}" for x, y, z in v]
+    lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in f]
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
