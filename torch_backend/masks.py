@@ -1,0 +1,199 @@
+"""Object cues for pose estimation: masks (alpha / mask images), boxes, GrabCut-from-box.
+
+Everything here works on NumPy arrays in photo pixel coordinates (``x`` to the right, ``y`` down,
+pixel ``(i, j)`` covering ``[j, j+1) x [i, i+1)``). A box is ``(x0, y0, x1, y1)`` in pixels with
+``x0 < x1``, ``y0 < y1``. A mask is an ``(H, W)`` array; any non-zero value means "object".
+
+OpenCV is optional: only :func:`grabcut_from_box` needs it, and it imports ``cv2`` lazily with a
+clear error when it is missing (``pip install "opencv-python-headless<4.12"``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+Box = Tuple[float, float, float, float]
+
+
+def as_mask(mask, shape: Tuple[int, int], *, name: str = "mask") -> np.ndarray:
+    """Validate a mask and return it as a ``bool`` ``(H, W)`` array.
+
+    Args:
+        mask: ``(H, W)``, ``(H, W, 1)``, ``(1, H, W)`` or ``(1, 1, H, W)`` array or tensor; any
+            non-zero (finite) value is object.
+        shape: the photo's ``(H, W)``.
+
+    Raises:
+        ValueError: wrong size (naming both sizes), non-finite values, or an empty mask.
+    """
+    try:
+        import torch
+
+        if isinstance(mask, torch.Tensor):
+            mask = mask.detach().cpu().numpy()
+    except ImportError:  # pragma: no cover - torch is a hard dependency of the package
+        pass
+    array = np.asarray(mask)
+    while array.ndim > 2 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise ValueError(f"{name}: expected an (H, W) array, got shape {np.asarray(mask).shape}")
+    if tuple(array.shape) != tuple(shape):
+        raise ValueError(
+            f"{name}: size {array.shape[1]}x{array.shape[0]} (WxH) differs from the photo's "
+            f"{shape[1]}x{shape[0]}"
+        )
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        raise ValueError(f"{name}: contains NaN or inf")
+    result = array != 0
+    if not result.any():
+        raise ValueError(f"{name}: is empty (no non-zero pixel marks the object)")
+    return result
+
+
+def alpha_mask(alpha: np.ndarray, threshold: float = 0.5) -> Optional[np.ndarray]:
+    """Object mask from an alpha channel, or ``None`` when the alpha carries no cut-out.
+
+    Args:
+        alpha: ``(H, W)`` floats in ``[0, 1]`` (or uint8).
+        threshold: alpha above this (as a fraction of full opacity) is object.
+
+    An alpha channel that is (almost) fully opaque or fully transparent is not a mask: such files
+    are common (PNG exported with an alpha channel it does not use), so ``None`` is returned.
+    """
+    alpha = np.asarray(alpha)
+    values = alpha.astype(np.float32) / (255.0 if alpha.dtype == np.uint8 else 1.0)
+    mask = values > threshold
+    fraction = float(mask.mean()) if mask.size else 0.0
+    if fraction <= 0.0005 or fraction >= 0.9995:
+        return None
+    return mask
+
+
+def validate_box(bbox: Sequence[float], shape: Tuple[int, int]) -> Box:
+    """Check a ``(x0, y0, x1, y1)`` pixel box against a photo of ``shape = (H, W)``.
+
+    The box is clipped to the photo when it sticks out a little; it must overlap the photo and be
+    at least 2 pixels wide and tall.
+
+    Raises:
+        ValueError: not 4 finite numbers, ``x0 >= x1`` or ``y0 >= y1``, or outside the photo.
+    """
+    try:
+        values = [float(v) for v in bbox]
+    except (TypeError, ValueError):
+        raise ValueError(f"bbox: expected 4 numbers (x0, y0, x1, y1), got {bbox!r}") from None
+    if len(values) != 4:
+        raise ValueError(f"bbox: expected 4 numbers (x0, y0, x1, y1), got {len(values)}")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"bbox: contains NaN or inf: {values}")
+    x0, y0, x1, y1 = values
+    if x0 >= x1 or y0 >= y1:
+        raise ValueError(f"bbox: needs x0 < x1 and y0 < y1, got {values}")
+    height, width = shape
+    if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+        raise ValueError(f"bbox {values} lies outside the {width}x{height} photo")
+    x0, y0, x1, y1 = max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise ValueError(f"bbox {values}: less than 2 pixels of it lie inside the {width}x{height} photo")
+    return (x0, y0, x1, y1)
+
+
+def mask_to_box(mask: np.ndarray) -> Box:
+    """Tight ``(x0, y0, x1, y1)`` box (pixel edges, exclusive max) around a non-empty mask."""
+    mask = np.asarray(mask) != 0
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        raise ValueError("mask_to_box: the mask is empty")
+    return (float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1))
+
+
+def grabcut_from_box(
+    photo: np.ndarray, bbox: Sequence[float], *, iterations: int = 4, max_side: int = 240
+) -> np.ndarray:
+    """Automatic object mask from a box with OpenCV's GrabCut (Rother et al. 2004).
+
+    Args:
+        photo: ``(H, W, 3)`` RGB floats in ``[0, 1]`` or uint8.
+        bbox: ``(x0, y0, x1, y1)`` pixels; everything outside is taken as background.
+        iterations: GrabCut iterations.
+        max_side: the photo is downscaled to this longest side for speed; the mask is upscaled back.
+
+    Returns:
+        ``(H, W)`` bool mask (probable + certain foreground). Falls back to the filled box when
+        GrabCut returns nothing (flat photos), so the result is never empty.
+
+    Raises:
+        ImportError: OpenCV is not installed (the message says how to install it).
+    """
+    try:
+        import cv2
+    except ImportError:
+        raise ImportError(
+            "box mode needs OpenCV for GrabCut: pip install 'opencv-python-headless<4.12'"
+        ) from None
+    photo = np.asarray(photo)
+    height, width = photo.shape[:2]
+    x0, y0, x1, y1 = validate_box(bbox, (height, width))
+    rgb = photo[..., :3]
+    if rgb.dtype != np.uint8:
+        rgb = np.round(np.clip(rgb.astype(np.float32), 0, 1) * 255).astype(np.uint8)
+    if rgb.ndim == 2 or rgb.shape[-1] == 1:
+        rgb = np.repeat(rgb.reshape(height, width, 1), 3, axis=-1)
+    scale = min(1.0, max_side / max(height, width))
+    small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
+    small = cv2.resize(np.ascontiguousarray(rgb), (small_w, small_h), interpolation=cv2.INTER_AREA)
+    bgr = np.ascontiguousarray(small[..., ::-1])
+    rect_x0 = int(math.floor(x0 * scale))
+    rect_y0 = int(math.floor(y0 * scale))
+    rect_w = max(2, min(small_w - rect_x0, int(math.ceil(x1 * scale)) - rect_x0))
+    rect_h = max(2, min(small_h - rect_y0, int(math.ceil(y1 * scale)) - rect_y0))
+    box_mask = np.zeros((small_h, small_w), bool)
+    box_mask[rect_y0 : rect_y0 + rect_h, rect_x0 : rect_x0 + rect_w] = True
+    if rect_w >= small_w - 1 and rect_h >= small_h - 1:
+        # GrabCut needs some background outside the rectangle to model it.
+        return _upscale(box_mask, (height, width))
+    labels = np.zeros((small_h, small_w), np.uint8)
+    background_model = np.zeros((1, 65), np.float64)
+    foreground_model = np.zeros((1, 65), np.float64)
+    # Deterministic: GrabCut's k-means initialisation uses OpenCV's global RNG.
+    cv2.setRNGSeed(0)
+    try:
+        cv2.grabCut(
+            bgr, labels, (rect_x0, rect_y0, rect_w, rect_h), background_model, foreground_model,
+            int(iterations), cv2.GC_INIT_WITH_RECT,
+        )
+    except cv2.error:
+        return _upscale(box_mask, (height, width))
+    foreground = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+    if foreground.sum() < 0.02 * box_mask.sum():
+        foreground = box_mask
+    return _upscale(foreground, (height, width))
+
+
+def _upscale(mask: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
+    if mask.shape == tuple(shape):
+        return mask
+    from PIL import Image
+
+    image = Image.fromarray(mask.astype(np.uint8) * 255).resize((shape[1], shape[0]), Image.BILINEAR)
+    return np.asarray(image) >= 128
+
+
+def mask_moments(mask: np.ndarray) -> Tuple[float, float, float, float]:
+    """``(cx, cy, area, radius)`` of a mask: centroid (pixels, continuous coordinates with pixel
+    centres at ``+0.5``), area (pixels) and radius of gyration ``sqrt(var_x + var_y)`` (pixels)."""
+    weights = np.asarray(mask, dtype=np.float64)
+    total = weights.sum()
+    if total <= 0:
+        raise ValueError("mask_moments: the mask is empty")
+    ys, xs = np.mgrid[0 : weights.shape[0], 0 : weights.shape[1]]
+    cx = float((weights * (xs + 0.5)).sum() / total)
+    cy = float((weights * (ys + 0.5)).sum() / total)
+    var = float((weights * ((xs + 0.5 - cx) ** 2 + (ys + 0.5 - cy) ** 2)).sum() / total)
+    return cx, cy, float(total), math.sqrt(max(var, 1e-12))

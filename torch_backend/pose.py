@@ -1,0 +1,922 @@
+"""Camera pose from a photo of a known mesh: coarse viewpoint grid, then ∇HOG / silhouette refinement.
+
+``estimate_pose(photo, vertices, faces, intrinsics)`` returns the Blender-style camera pose
+(azimuth, elevation, distance, roll, lens shift; see :mod:`torch_backend.camera`) under which the
+mesh looks like the object in the photo.
+
+Pipeline (Chiu & Fritz, BMVC 2015, Sec. 4.2, extended to the exact-CAD setting):
+
+1. **Cues.** The object's mask comes from the photo's alpha, a mask image, GrabCut inside a box
+   (:mod:`torch_backend.masks`), or -- photo only -- GrabCut inside the photo's inner frame. The
+   mask's centroid and radius of gyration fix scale and position of every candidate view.
+2. **Coarse grid.** Views of the mesh over azimuth x elevation (-10..85 deg) are rendered once per
+   mesh and lens (cached; Blender may supply them, see :func:`coarse_view_poses`). Each view is
+   aligned to the mask by a 2-D similarity (centroid, radius of gyration) and rotated in-plane for
+   the roll; candidates are scored by silhouette IoU and by HOG similarity inside the object region.
+3. **Refinement.** The best distinct candidates plus their 180 deg (front/back) and mirrored
+   (left/right) twins are refined jointly by gradient ascent through the soft rasterizer, and the
+   best iterate of each start is kept; ``top_k`` distinct poses are returned.
+
+Internally the mesh is scaled by its bounding radius about the origin (so any unit works) and the
+photo is resampled to a working size (longest side ``work_size`` pixels, 160 by default); the
+reported distance is in the mesh's units and the shift is resolution-independent.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import math
+import os
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import masks as _masks
+
+__all__ = [
+    "Pose",
+    "PoseResult",
+    "CoarseViews",
+    "CoarseViewCache",
+    "Cancelled",
+    "estimate_pose",
+    "coarse_view_poses",
+    "coarse_view_intrinsics",
+    "render_coarse_views",
+    "DEFAULT_ELEVATIONS",
+]
+
+#: Elevations (degrees) of the coarse grid: table-top photos look down steeply, so the grid
+#: reaches 85 deg; below -10 deg is rare for photos of objects standing on the ground.
+DEFAULT_ELEVATIONS: Tuple[float, ...] = (-10.0, 0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 62.0, 74.0, 85.0)
+DEFAULT_AZIMUTH_STEP = 10.0
+DEFAULT_ROLLS: Tuple[float, ...] = (-40.0, -30.0, -20.0, -10.0, 0.0, 10.0, 20.0, 30.0, 40.0)
+#: Side (pixels) of the square coarse renders.
+COARSE_VIEW_SIZE = 96
+#: Fraction of the coarse view's side covered by the mesh's bounding sphere.
+_COARSE_FILL = 0.8
+
+
+class Cancelled(Exception):
+    """Raised by :func:`estimate_pose` when the progress callback returns ``False``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Pose:
+    """A camera pose in the convention of :mod:`torch_backend.camera`.
+
+    Attributes:
+        azimuth, elevation, roll: degrees. The camera sits at
+            ``distance * (cos el sin az, -cos el cos az, sin el)``, looks at the mesh origin with +Z
+            up, and is rolled about its viewing direction.
+        distance: camera centre to mesh origin, in the mesh's units.
+        shift_x, shift_y: Blender lens shift (fractions of the larger sensor side).
+    """
+
+    azimuth: float
+    elevation: float
+    distance: float
+    roll: float = 0.0
+    shift_x: float = 0.0
+    shift_y: float = 0.0
+
+    def as_dict(self) -> Dict[str, float]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class PoseResult:
+    """What :func:`estimate_pose` found.
+
+    Attributes:
+        pose: the best pose.
+        score: its objective value (higher is better; silhouette IoU and HOG cosine in [0, 1]).
+        candidates: the ``top_k`` best distinct poses with their scores, best first (``pose`` first).
+        seconds: wall-clock time of the call.
+        mode: which cue drove it: ``"mask"`` (alpha or mask given), ``"box"`` or ``"photo"``.
+        coarse_pose, coarse_score: the best grid pose before refinement.
+        iou: silhouette IoU of ``pose`` with the object mask used (given or derived), at working size.
+        timings: seconds per stage.
+    """
+
+    pose: Pose
+    score: float
+    candidates: List[Tuple[Pose, float]]
+    seconds: float
+    mode: str
+    coarse_pose: Pose
+    coarse_score: float
+    iou: float = float("nan")
+    timings: Dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class CoarseViews:
+    """Pre-rendered views of a mesh (e.g. by Blender's Workbench) for the coarse stage.
+
+    Attributes:
+        images: ``(N, h, w)`` gray renders in ``[0, 1]`` (shading only, background 0 is fine).
+        silhouettes: ``(N, h, w)`` object coverage in ``[0, 1]``.
+        poses: ``N`` :class:`Pose` (roll and shift must be 0) or an ``(N, 4)`` array of
+            azimuth, elevation, distance, roll.
+        intrinsics: the camera the views were rendered with (a ``camera.Intrinsics`` or dict with
+            ``lens_mm, sensor_width_mm, sensor_height_mm, sensor_fit, resolution``); see
+            :func:`coarse_view_intrinsics`.
+    """
+
+    images: Any
+    silhouettes: Any
+    poses: Any
+    intrinsics: Any
+
+
+# --------------------------------------------------------------------------------------------
+# Intrinsics
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Cam:
+    """Resolved pinhole camera at some pixel size: focal and principal point in pixels."""
+
+    lens_mm: float
+    sensor_width_mm: float
+    sensor_height_mm: float
+    sensor_fit: str
+    shift_x: float
+    shift_y: float
+    width: int
+    height: int
+
+    @property
+    def fit_pixels(self) -> float:
+        """Pixels along the axis the sensor size applies to (Blender's sensor fit)."""
+        return float(self.width if self._horizontal else self.height)
+
+    @property
+    def _horizontal(self) -> bool:
+        if self.sensor_fit == "HORIZONTAL":
+            return True
+        if self.sensor_fit == "VERTICAL":
+            return False
+        return self.width >= self.height
+
+    @property
+    def focal_pixels(self) -> float:
+        if self.sensor_fit == "VERTICAL":
+            sensor = self.sensor_height_mm
+        else:  # AUTO applies the sensor width to the larger side; HORIZONTAL to the width
+            sensor = self.sensor_width_mm
+        return self.lens_mm / sensor * self.fit_pixels
+
+    @property
+    def principal_point(self) -> Tuple[float, float]:
+        """Where the optical axis (and so the mesh origin) lands, in continuous pixel coordinates."""
+        shift_scale = float(max(self.width, self.height)) if self.sensor_fit == "AUTO" else self.fit_pixels
+        return (
+            self.width / 2.0 - self.shift_x * shift_scale,
+            self.height / 2.0 + self.shift_y * shift_scale,
+        )
+
+    def scaled(self, width: int, height: int) -> "_Cam":
+        return dataclasses.replace(self, width=int(width), height=int(height))
+
+    def with_shift(self, shift_x: float, shift_y: float) -> "_Cam":
+        return dataclasses.replace(self, shift_x=float(shift_x), shift_y=float(shift_y))
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {
+            "lens_mm": self.lens_mm,
+            "sensor_width_mm": self.sensor_width_mm,
+            "sensor_height_mm": self.sensor_height_mm,
+            "sensor_fit": self.sensor_fit,
+            "shift_x": self.shift_x,
+            "shift_y": self.shift_y,
+            "resolution": (self.width, self.height),
+        }
+
+
+def _get(source: Any, names: Sequence[str], default: Any = None) -> Any:
+    for name in names:
+        if isinstance(source, dict) and name in source:
+            return source[name]
+        if not isinstance(source, dict) and hasattr(source, name):
+            return getattr(source, name)
+    return default
+
+
+def _resolve_intrinsics(intrinsics: Any, *, name: str = "camera_intrinsics") -> _Cam:
+    """Accept a ``camera.Intrinsics`` (duck-typed) or a dict with the same keywords."""
+    if intrinsics is None:
+        raise ValueError(f"{name}: required (lens_mm, sensor_width_mm, ..., resolution)")
+    lens = _get(intrinsics, ("lens_mm", "lens"), 50.0)
+    sensor_w = _get(intrinsics, ("sensor_width_mm", "sensor_width"), 36.0)
+    sensor_h = _get(intrinsics, ("sensor_height_mm", "sensor_height"), 24.0)
+    fit = str(_get(intrinsics, ("sensor_fit",), "AUTO")).upper()
+    shift = _get(intrinsics, ("shift",), None)
+    if shift is not None:
+        shift_x, shift_y = shift
+    else:
+        shift_x = _get(intrinsics, ("shift_x",), 0.0)
+        shift_y = _get(intrinsics, ("shift_y",), 0.0)
+    resolution = _get(intrinsics, ("resolution",), None)
+    if resolution is None:
+        width, height = _get(intrinsics, ("width", "resolution_x")), _get(intrinsics, ("height", "resolution_y"))
+    else:
+        width, height = resolution
+    if fit not in ("AUTO", "HORIZONTAL", "VERTICAL"):
+        raise ValueError(f"{name}: sensor_fit must be AUTO, HORIZONTAL or VERTICAL, got {fit!r}")
+    try:
+        values = [float(v) for v in (lens, sensor_w, sensor_h, shift_x, shift_y)]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: lens, sensor and shift must be numbers") from None
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{name}: non-finite value in lens/sensor/shift {values}")
+    if values[0] <= 0 or values[1] <= 0 or values[2] <= 0:
+        raise ValueError(f"{name}: lens_mm and sensor sizes must be positive, got {values[:3]}")
+    if width is None or height is None:
+        raise ValueError(f"{name}: resolution (width, height) is required")
+    if not (float(width) > 0 and float(height) > 0 and math.isfinite(float(width)) and math.isfinite(float(height))):
+        raise ValueError(f"{name}: resolution must be positive and finite, got {(width, height)}")
+    return _Cam(values[0], values[1], values[2], fit, values[3], values[4], int(round(float(width))), int(round(float(height))))
+
+
+# --------------------------------------------------------------------------------------------
+# Geometry: camera convention of torch_backend.camera
+# --------------------------------------------------------------------------------------------
+
+
+def _project(points: torch.Tensor, params: torch.Tensor, cam: _Cam) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Project ``(N, 3)`` points for ``(B, 6)`` poses (az, el, dist, roll deg; shift_x, shift_y).
+
+    Returns ``(B, N, 2)`` continuous pixel coordinates (x right, y down) and ``(B, N)`` depths.
+    """
+    deg = math.pi / 180.0
+    az, el, dist, roll = params[:, 0] * deg, params[:, 1] * deg, params[:, 2], params[:, 3] * deg
+    shift_x, shift_y = params[:, 4], params[:, 5]
+    centre = torch.stack(
+        [torch.cos(el) * torch.sin(az), -torch.cos(el) * torch.cos(az), torch.sin(el)], dim=-1
+    ) * dist[:, None]
+    forward = -centre / dist[:, None]
+    zero = torch.zeros_like(az)
+    # right = forward x Z (normalised), up = right x forward; closed forms avoid the cross products.
+    right = torch.stack([torch.cos(az), torch.sin(az), zero], dim=-1)
+    up = torch.stack([-torch.sin(el) * torch.sin(az), torch.sin(el) * torch.cos(az), torch.cos(el)], dim=-1)
+    cos_r, sin_r = torch.cos(roll)[:, None], torch.sin(roll)[:, None]
+    right_r = cos_r * right + sin_r * up
+    up_r = -sin_r * right + cos_r * up
+    rel = points[None, :, :] - centre[:, None, :]
+    x = (rel * right_r[:, None, :]).sum(-1)
+    y = (rel * up_r[:, None, :]).sum(-1)
+    z = (rel * forward[:, None, :]).sum(-1)
+    focal = cam.focal_pixels
+    shift_scale = float(max(cam.width, cam.height)) if cam.sensor_fit == "AUTO" else cam.fit_pixels
+    zs = z.clamp_min(1e-6)
+    u = cam.width / 2.0 + focal * x / zs - shift_x[:, None] * shift_scale
+    v = cam.height / 2.0 - focal * y / zs + shift_y[:, None] * shift_scale
+    return torch.stack([u, v], dim=-1), z
+
+
+# --------------------------------------------------------------------------------------------
+# Mesh handling
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Mesh:
+    vertices: torch.Tensor  # (V, 3) float32, scaled to unit bounding radius about the origin
+    faces: torch.Tensor  # (F, 3) int64
+    radius: float  # scene units per normalised unit
+    key: str
+
+
+def _prepare_mesh(vertices, faces) -> _Mesh:
+    verts = torch.as_tensor(np.asarray(vertices.detach().cpu() if isinstance(vertices, torch.Tensor) else vertices, dtype=np.float64))
+    tris = torch.as_tensor(np.asarray(faces.detach().cpu() if isinstance(faces, torch.Tensor) else faces))
+    if verts.ndim != 2 or verts.shape[-1] != 3:
+        raise ValueError(f"vertices: expected shape (V, 3), got {tuple(verts.shape)}")
+    if verts.shape[0] == 0:
+        raise ValueError("vertices: the mesh is empty (0 vertices)")
+    if not torch.isfinite(verts).all():
+        raise ValueError("vertices: contain NaN or inf")
+    if tris.numel() == 0:
+        raise ValueError("faces: the mesh has no faces")
+    if tris.ndim != 2 or tris.shape[-1] != 3:
+        raise ValueError(f"faces: expected triangles of shape (F, 3), got {tuple(tris.shape)}")
+    if tris.dtype.is_floating_point:
+        if not torch.equal(tris, tris.round()):
+            raise ValueError("faces: indices must be integers")
+    tris = tris.to(torch.int64)
+    if int(tris.min()) < 0 or int(tris.max()) >= verts.shape[0]:
+        raise ValueError(f"faces: indices must lie in [0, {verts.shape[0] - 1}]")
+    radius = float(verts.norm(dim=-1).max())
+    if not radius > 0:
+        raise ValueError("vertices: all vertices sit at the origin; the mesh has no extent")
+    digest = hashlib.sha1()
+    digest.update(np.ascontiguousarray(verts.numpy()).tobytes())
+    digest.update(np.ascontiguousarray(tris.numpy()).tobytes())
+    return _Mesh((verts / radius).to(torch.float32), tris, radius, digest.hexdigest())
+
+
+# --------------------------------------------------------------------------------------------
+# Coarse views: which poses, rendering, caching
+# --------------------------------------------------------------------------------------------
+
+
+def _coarse_camera(cam: _Cam, size: int = COARSE_VIEW_SIZE) -> _Cam:
+    """Square camera with the photo's angular field of view along its fit axis, no shift."""
+    fov_scale = cam.focal_pixels / cam.fit_pixels  # focal / fit side: same angles at any size
+    # A square sensor whose side gives the same focal/side ratio (lens kept for readability).
+    sensor = cam.lens_mm / fov_scale
+    return _Cam(cam.lens_mm, sensor, sensor, "AUTO", 0.0, 0.0, size, size)
+
+
+def _coarse_distance(cam: _Cam) -> float:
+    """Distance (mesh radii) at which the bounding sphere fills ``_COARSE_FILL`` of a coarse view."""
+    tan_half = _COARSE_FILL * 0.5 * cam.fit_pixels / cam.focal_pixels
+    return 1.0 / math.sin(math.atan(tan_half))
+
+
+def coarse_view_intrinsics(camera_intrinsics: Any, size: int = COARSE_VIEW_SIZE) -> Dict[str, Any]:
+    """Intrinsics to render the coarse views with: square ``size`` x ``size``, the photo's field of
+    view along its sensor-fit axis, no shift. Returns a dict (``lens_mm, sensor_width_mm,
+    sensor_height_mm, sensor_fit, shift_x, shift_y, resolution``)."""
+    return _coarse_camera(_resolve_intrinsics(camera_intrinsics), size).as_dict()
+
+
+def coarse_view_poses(
+    vertices,
+    camera_intrinsics: Any,
+    *,
+    azimuth_step: float = DEFAULT_AZIMUTH_STEP,
+    elevations: Sequence[float] = DEFAULT_ELEVATIONS,
+) -> List[Pose]:
+    """The grid of views the coarse stage wants, e.g. for Blender to pre-render.
+
+    Args:
+        vertices: ``(V, 3)`` mesh vertices (scene units); only their bounding radius is used.
+        camera_intrinsics: the photo's camera (only its field of view matters).
+        azimuth_step: degrees between azimuths (0 .. 360).
+        elevations: degrees.
+
+    Returns:
+        ``len(elevations) * 360 / azimuth_step`` poses (roll 0, shift 0) at the distance where the
+        bounding sphere fills 80 % of a view rendered with :func:`coarse_view_intrinsics`.
+    """
+    verts = np.asarray(vertices, dtype=np.float64)
+    if verts.ndim != 2 or verts.shape[-1] != 3 or verts.shape[0] == 0:
+        raise ValueError(f"vertices: expected a non-empty (V, 3) array, got shape {verts.shape}")
+    radius = float(np.linalg.norm(verts, axis=-1).max())
+    if not (radius > 0 and math.isfinite(radius)):
+        raise ValueError("vertices: no finite extent about the origin")
+    coarse = _coarse_camera(_resolve_intrinsics(camera_intrinsics))
+    distance = _coarse_distance(coarse) * radius
+    count = int(round(360.0 / azimuth_step))
+    return [
+        Pose(float(a * azimuth_step), float(e), distance, 0.0, 0.0, 0.0)
+        for e in elevations
+        for a in range(count)
+    ]
+
+
+def render_coarse_views(
+    vertices, faces, poses: Sequence[Pose], intrinsics: Any
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Hard (non-differentiable) gray + silhouette renders for the coarse grid.
+
+    A painter's-algorithm polygon fill (Pillow): faces are drawn far to near, shaded by a
+    head light plus a top light, so creases show as edges for HOG. Used when no Blender renders are
+    supplied; the renders only seed the refinement, which uses the differentiable renderer.
+
+    Args:
+        vertices: ``(V, 3)``; faces: ``(F, 3)``; poses: N poses (scene units);
+        intrinsics: camera of the views (see :func:`coarse_view_intrinsics`).
+
+    Returns:
+        ``images (N, h, w)`` gray in ``[0, 1]`` and ``silhouettes (N, h, w)`` in ``{0, 1}``, float32.
+    """
+    from PIL import Image, ImageDraw
+
+    cam = _resolve_intrinsics(intrinsics, name="intrinsics")
+    verts = torch.as_tensor(np.asarray(vertices, dtype=np.float64))
+    tris = torch.as_tensor(np.asarray(faces, dtype=np.int64))
+    params = torch.tensor(
+        [[p.azimuth, p.elevation, p.distance, p.roll, p.shift_x, p.shift_y] for p in poses], dtype=torch.float64
+    )
+    pixels, depth = _project(verts, params, cam)
+    deg = math.pi / 180.0
+    # Camera positions for shading: normals facing the camera are bright, plus light from above.
+    az, el = params[:, 0] * deg, params[:, 1] * deg
+    view_dir = torch.stack([torch.cos(el) * torch.sin(az), -torch.cos(el) * torch.cos(az), torch.sin(el)], -1)
+    tri_verts = verts[tris]  # (F, 3, 3)
+    normals = torch.cross(tri_verts[:, 1] - tri_verts[:, 0], tri_verts[:, 2] - tri_verts[:, 0], dim=-1)
+    normals = normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    head = (normals[None] * view_dir[:, None]).sum(-1).abs()  # (N, F)
+    top = normals[:, 2].clamp_min(0)[None].expand_as(head)
+    shade = (0.25 + 0.55 * head + 0.2 * top).clamp(0, 1)
+    face_depth = depth[:, tris].mean(-1)  # (N, F)
+    images = np.zeros((len(poses), cam.height, cam.width), np.float32)
+    silhouettes = np.zeros_like(images)
+    pixels_np = pixels.numpy()
+    order = torch.argsort(face_depth, dim=1, descending=True).numpy()
+    shade_np = (shade.numpy() * 255).astype(np.uint8)
+    tris_np = tris.numpy()
+    for index in range(len(poses)):
+        gray = Image.new("L", (cam.width, cam.height), 0)
+        draw = ImageDraw.Draw(gray)
+        coords = pixels_np[index]
+        for face in order[index]:
+            a, b, c = tris_np[face]
+            draw.polygon(
+                [tuple(coords[a]), tuple(coords[b]), tuple(coords[c])], fill=int(shade_np[index, face])
+            )
+        sil = Image.new("L", (cam.width, cam.height), 0)
+        sil_draw = ImageDraw.Draw(sil)
+        for face in range(tris_np.shape[0]):
+            a, b, c = tris_np[face]
+            sil_draw.polygon([tuple(coords[a]), tuple(coords[b]), tuple(coords[c])], fill=255)
+        images[index] = np.asarray(gray, np.float32) / 255.0
+        silhouettes[index] = np.asarray(sil, np.float32) / 255.0
+    return torch.from_numpy(images), torch.from_numpy(silhouettes)
+
+
+@dataclasses.dataclass
+class _ViewSet:
+    """Coarse views in a form ready for scoring (all float32, CPU)."""
+
+    images: torch.Tensor  # (N, h, w)
+    silhouettes: torch.Tensor  # (N, h, w)
+    params: torch.Tensor  # (N, 4) az, el, dist (normalised mesh units), roll
+    cam: _Cam
+    centroids: torch.Tensor  # (N, 2) pixels
+    radii: torch.Tensor  # (N,) radius of gyration, pixels
+
+
+def _moments(weights: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Centroid ``(N, 2)``, area ``(N,)`` and radius of gyration ``(N,)`` of ``(N, h, w)`` weights."""
+    n, h, w = weights.shape
+    ys = torch.arange(h, dtype=weights.dtype, device=weights.device) + 0.5
+    xs = torch.arange(w, dtype=weights.dtype, device=weights.device) + 0.5
+    area = weights.sum((1, 2)).clamp_min(1e-6)
+    cx = (weights.sum(1) * xs).sum(-1) / area
+    cy = (weights.sum(2) * ys).sum(-1) / area
+    var_x = (weights.sum(1) * xs**2).sum(-1) / area - cx**2
+    var_y = (weights.sum(2) * ys**2).sum(-1) / area - cy**2
+    return torch.stack([cx, cy], -1), area, (var_x + var_y).clamp_min(1e-6).sqrt()
+
+
+def _view_set(images, silhouettes, params: torch.Tensor, cam: _Cam) -> _ViewSet:
+    images = torch.as_tensor(np.asarray(images, dtype=np.float32))
+    silhouettes = torch.as_tensor(np.asarray(silhouettes, dtype=np.float32))
+    if images.ndim == 4 and images.shape[1] == 1:
+        images = images[:, 0]
+    if silhouettes.ndim == 4 and silhouettes.shape[1] == 1:
+        silhouettes = silhouettes[:, 0]
+    if images.ndim != 3 or silhouettes.shape != images.shape:
+        raise ValueError(
+            f"coarse_views: images {tuple(images.shape)} and silhouettes {tuple(silhouettes.shape)} must both be (N, h, w)"
+        )
+    if params.shape[0] != images.shape[0]:
+        raise ValueError(f"coarse_views: {images.shape[0]} images but {params.shape[0]} poses")
+    if (images.shape[2], images.shape[1]) != (cam.width, cam.height):
+        cam = cam.scaled(images.shape[2], images.shape[1])
+    if not (torch.isfinite(images).all() and torch.isfinite(silhouettes).all()):
+        raise ValueError("coarse_views: images or silhouettes contain NaN or inf")
+    silhouettes = silhouettes.clamp(0, 1)
+    keep = silhouettes.sum((1, 2)) > 0
+    if not bool(keep.any()):
+        raise ValueError("coarse_views: every silhouette is empty")
+    images, silhouettes, params = images[keep], silhouettes[keep], params[keep]
+    centroids, _, radii = _moments(silhouettes)
+    return _ViewSet(images, silhouettes, params, cam, centroids, radii)
+
+
+class CoarseViewCache:
+    """LRU cache of coarse views per (mesh, field of view, grid): a batch of photos of one mesh
+    renders the grid once. Thread-unsafe; one process-wide instance is used by default."""
+
+    def __init__(self, max_entries: int = 4):
+        self.max_entries = int(max_entries)
+        self._entries: "collections.OrderedDict[tuple, _ViewSet]" = collections.OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, mesh: _Mesh, cam: _Cam, azimuth_step: float, elevations: Sequence[float]) -> _ViewSet:
+        coarse = _coarse_camera(cam)
+        key = (mesh.key, round(coarse.focal_pixels / coarse.fit_pixels, 4), float(azimuth_step), tuple(float(e) for e in elevations))
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return self._entries[key]
+        self.misses += 1
+        distance = _coarse_distance(coarse)
+        count = int(round(360.0 / azimuth_step))
+        poses = [Pose(a * azimuth_step, float(e), distance) for e in elevations for a in range(count)]
+        images, silhouettes = render_coarse_views(mesh.vertices.double().numpy(), mesh.faces.numpy(), poses, coarse.as_dict())
+        params = torch.tensor([[p.azimuth, p.elevation, p.distance, p.roll] for p in poses], dtype=torch.float32)
+        views = _view_set(images, silhouettes, params, coarse)
+        self._entries[key] = views
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return views
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+_DEFAULT_CACHE = CoarseViewCache()
+
+
+def _views_from_user(coarse_views: CoarseViews, mesh: _Mesh) -> _ViewSet:
+    cam = _resolve_intrinsics(coarse_views.intrinsics, name="coarse_views.intrinsics")
+    poses = coarse_views.poses
+    if isinstance(poses, (list, tuple)) and poses and isinstance(poses[0], Pose):
+        params = torch.tensor([[p.azimuth, p.elevation, p.distance, p.roll] for p in poses], dtype=torch.float32)
+        if any(abs(p.shift_x) > 1e-9 or abs(p.shift_y) > 1e-9 for p in poses):
+            raise ValueError("coarse_views: views must be rendered without lens shift")
+    else:
+        params = torch.as_tensor(np.asarray(poses, dtype=np.float32))
+        if params.ndim != 2 or params.shape[1] < 3:
+            raise ValueError(f"coarse_views.poses: expected (N, 4) az/el/dist/roll, got {tuple(params.shape)}")
+        if params.shape[1] == 3:
+            params = torch.cat([params, torch.zeros_like(params[:, :1])], 1)
+        params = params[:, :4].clone()
+    if not torch.isfinite(params).all() or bool((params[:, 2] <= 0).any()):
+        raise ValueError("coarse_views.poses: distances must be positive and finite")
+    params[:, 2] = params[:, 2] / mesh.radius  # scene units -> normalised
+    if abs(cam.shift_x) > 1e-9 or abs(cam.shift_y) > 1e-9:
+        raise ValueError("coarse_views.intrinsics: views must be rendered without lens shift")
+    return _view_set(coarse_views.images, coarse_views.silhouettes, params, cam)
+
+
+# --------------------------------------------------------------------------------------------
+# Photo handling
+# --------------------------------------------------------------------------------------------
+
+
+def _load_photo(photo) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """Return ``(H, W, 3)`` float32 RGB in [0, 1] and the alpha channel ``(H, W)`` or None."""
+    if isinstance(photo, (str, os.PathLike)):
+        from .images import load_image
+
+        rgba = load_image(photo, mode="rgba")
+        alpha = rgba[..., 3]
+        return rgba[..., :3], (None if bool((alpha >= 0.999).all()) else alpha)
+    if isinstance(photo, torch.Tensor):
+        tensor = photo.detach().to("cpu", torch.float32)
+        if tensor.ndim == 4 and tensor.shape[0] == 1:
+            tensor = tensor[0]
+        if tensor.ndim != 3 or tensor.shape[0] not in (1, 3, 4):
+            raise ValueError(f"photo: expected a (3, H, W) or (4, H, W) tensor, got {tuple(photo.shape)}")
+        array = tensor.permute(1, 2, 0).numpy()
+    else:
+        try:
+            array = np.asarray(photo)
+        except Exception:
+            raise ValueError(f"photo: cannot read an image from {type(photo).__name__}") from None
+        if array.dtype == object or array.dtype.kind not in "uif b":
+            raise ValueError(f"photo: unreadable (dtype {array.dtype})")
+        if array.dtype == np.uint8:
+            array = array.astype(np.float32) / 255.0
+        elif array.dtype == np.uint16:
+            array = array.astype(np.float32) / 65535.0
+        else:
+            array = array.astype(np.float32)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"photo: expected an (H, W, 3) or (H, W, 4) image, got shape {array.shape}")
+    if array.shape[0] < 8 or array.shape[1] < 8:
+        raise ValueError(f"photo: too small ({array.shape[1]}x{array.shape[0]} pixels)")
+    if not np.all(np.isfinite(array)):
+        raise ValueError("photo: contains NaN or inf")
+    array = np.clip(array, 0.0, 1.0)
+    alpha = array[..., 3] if array.shape[-1] == 4 else None
+    rgb = np.repeat(array, 3, axis=-1) if array.shape[-1] == 1 else array[..., :3]
+    return np.ascontiguousarray(rgb), alpha
+
+
+def _resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``(C, H, W)`` -> ``(C, height, width)``, antialiased when shrinking."""
+    if image.shape[-2:] == (height, width):
+        return image
+    return F.interpolate(image[None], size=(height, width), mode="bilinear", align_corners=False, antialias=True)[0]
+
+
+def _gray(rgb: torch.Tensor) -> torch.Tensor:
+    # BT.601 luma like images.load_image(mode="gray") and the seed paper's eq. 1.
+    return rgb[0] * 0.299 + rgb[1] * 0.587 + rgb[2] * 0.114
+
+
+# --------------------------------------------------------------------------------------------
+# Coarse scoring
+# --------------------------------------------------------------------------------------------
+
+_PATCH = 64  # coarse patch side (pixels): 8 x 8 HOG cells of 8 pixels
+_PATCH_EXTENT = 2.4  # patch half-width in radii of gyration
+
+
+def _patch_grid(centre: torch.Tensor, radius: torch.Tensor, angle_deg: torch.Tensor, size_hw: Tuple[int, int]) -> torch.Tensor:
+    """grid_sample grids ``(B, P, P, 2)`` over squares of half-width ``_PATCH_EXTENT * radius``
+    around ``centre (B, 2)`` rotated by ``-angle`` (so sampled content appears rotated by +angle)."""
+    lin = (torch.arange(_PATCH, dtype=torch.float32) + 0.5) / _PATCH * 2 - 1
+    qy, qx = torch.meshgrid(lin, lin, indexing="ij")
+    a = -angle_deg * (math.pi / 180.0)
+    cos_a, sin_a = torch.cos(a)[:, None, None], torch.sin(a)[:, None, None]
+    half = (_PATCH_EXTENT * radius)[:, None, None]
+    px = centre[:, 0, None, None] + half * (cos_a * qx - sin_a * qy)
+    py = centre[:, 1, None, None] + half * (sin_a * qx + cos_a * qy)
+    height, width = size_hw
+    return torch.stack([px / width * 2 - 1, py / height * 2 - 1], dim=-1)
+
+
+def _soft_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Soft IoU over the last two dimensions: sum(a*b) / sum(a + b - a*b)."""
+    inter = (a * b).sum((-2, -1))
+    return inter / (a.sum((-2, -1)) + b.sum((-2, -1)) - inter).clamp_min(1e-6)
+
+
+def _coarse_search(
+    views: _ViewSet,
+    photo_gray: torch.Tensor,
+    mask: torch.Tensor,
+    cam: _Cam,
+    rolls: Sequence[float],
+    mode: str,
+    hog_weight: float,
+    check: Callable[[float, str], None],
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Score every (view, roll) aligned to the mask; return ``(scores (N*R,), params (N*R, 6))``
+    with params in normalised mesh units (az, el, dist, roll, shift_x, shift_y)."""
+    height, width = photo_gray.shape
+    centre, area, radius = _moments(mask[None])
+    n_views, n_rolls = views.images.shape[0], len(rolls)
+    photo_grid = _patch_grid(centre, radius, torch.zeros(1), (height, width))
+    photo_stack = torch.stack([mask, photo_gray])[None]
+    photo_patch = F.grid_sample(photo_stack, photo_grid, align_corners=False, padding_mode="zeros")[0]
+    roll_t = torch.tensor(list(rolls), dtype=torch.float32)
+    scores = torch.empty(n_views, n_rolls)
+    hog_photo = None
+    if hog_weight > 0:
+        hog_photo = _hog_cells(photo_patch[1][None])  # (1, D, c, c)
+        cell_mask = F.adaptive_avg_pool2d(photo_patch[0][None, None], hog_photo.shape[-2:])[0, 0]
+    chunk = max(1, 2048 // n_rolls)
+    vh, vw = views.images.shape[1:]
+    for start in range(0, n_views, chunk):
+        check(0.05 + 0.25 * start / n_views, "coarse grid")
+        stop = min(n_views, start + chunk)
+        count = stop - start
+        centres = views.centroids[start:stop].repeat_interleave(n_rolls, 0)
+        radii = views.radii[start:stop].repeat_interleave(n_rolls, 0)
+        angles = roll_t.repeat(count)
+        grid = _patch_grid(centres, radii, angles, (vh, vw))
+        stack = torch.stack([views.silhouettes[start:stop], views.images[start:stop]], 1)
+        stack = stack.repeat_interleave(n_rolls, 0)
+        patches = F.grid_sample(stack, grid, align_corners=False, padding_mode="zeros")
+        score = _soft_iou(patches[:, 0], photo_patch[0][None])
+        if hog_photo is not None:
+            hog_view = _hog_cells(patches[:, 1])
+            region = torch.maximum(cell_mask[None], F.adaptive_avg_pool2d(patches[:, :1], hog_view.shape[-2:])[:, 0])
+            region = (region > 0.05).to(hog_view.dtype)
+            hog_sim = _masked_cosine(hog_view, hog_photo, region)
+            score = (1 - hog_weight) * score + hog_weight * hog_sim
+        scores[start:stop] = score.view(count, n_rolls)
+    # Similarity transform (render -> photo) per candidate, then the pose it implies.
+    scale = radius / views.radii  # (N,)
+    params = _similarity_to_params(views, centre[0], scale, roll_t, cam)
+    return scores.reshape(-1), params.reshape(-1, 6)
+
+
+def _similarity_to_params(views: _ViewSet, centre: torch.Tensor, scale: torch.Tensor, rolls: torch.Tensor, cam: _Cam) -> torch.Tensor:
+    """Poses ``(N, R, 6)`` implied by mapping view n, rotated by roll r about its centroid, onto the
+    photo mask (centroid ``centre``, scale ``scale[n]`` photo pixels per view pixel)."""
+    n = views.params.shape[0]
+    deg = math.pi / 180.0
+    view_cx, view_cy = views.cam.principal_point
+    offset = torch.tensor([view_cx, view_cy]) - views.centroids  # origin's image relative to centroid
+    ang = rolls * deg
+    cos_a, sin_a = torch.cos(ang)[None], torch.sin(ang)[None]
+    ox, oy = offset[:, 0, None], offset[:, 1, None]
+    px = centre[0] + scale[:, None] * (cos_a * ox - sin_a * oy)
+    py = centre[1] + scale[:, None] * (sin_a * ox + cos_a * oy)
+    shift_scale = float(max(cam.width, cam.height)) if cam.sensor_fit == "AUTO" else cam.fit_pixels
+    shift_x = (cam.width / 2.0 - px) / shift_scale
+    shift_y = (py - cam.height / 2.0) / shift_scale
+    distance = views.params[:, 2, None] * (cam.focal_pixels / views.cam.focal_pixels) / scale[:, None]
+    out = torch.empty(n, rolls.shape[0], 6)
+    out[..., 0] = views.params[:, 0, None]
+    out[..., 1] = views.params[:, 1, None]
+    out[..., 2] = distance
+    out[..., 3] = views.params[:, 3, None] + _ROLL_SIGN * rolls[None]
+    out[..., 4] = shift_x
+    out[..., 5] = shift_y
+    return out
+
+
+#: Image rotation (pixel frame, y down) produced by a positive camera roll: +1 means a roll of
+#: +r degrees rotates image content by +r in the pixel frame. Checked by tests/test_pose.py.
+_ROLL_SIGN = 1.0
+
+
+def _hog_cells(gray: torch.Tensor) -> torch.Tensor:
+    """Contrast-insensitive HOG cells ``(B, D, c, c)`` of ``(B, h, w)`` gray patches."""
+    from .hog import hog
+
+    features = hog(gray[:, None], "uoctti", cell_size=8, num_bins=9)
+    # UoCTTI layout: 18 signed + 9 unsigned orientations + 4 texture; object and background may
+    # swap brightness between photo and render, so only the unsigned part compares fairly.
+    return features[:, 18:27]
+
+
+def _masked_cosine(a: torch.Tensor, b: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of HOG maps ``(B, D, c, c)`` restricted to cells where ``region (B, c, c)``."""
+    a = a * region[:, None]
+    b = b * region[:, None]
+    dot = (a * b).sum((1, 2, 3))
+    return dot / (a.norm(dim=(1, 2, 3)) * b.norm(dim=(1, 2, 3))).clamp_min(1e-8)
+
+
+# --------------------------------------------------------------------------------------------
+# Candidate selection
+# --------------------------------------------------------------------------------------------
+
+
+def _angle_gap(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.remainder(a - b + 180.0, 360.0) - 180.0
+
+
+def _distinct(order: Sequence[int], params: torch.Tensor, count: int, min_gap: float) -> List[int]:
+    """Greedy non-maximum suppression on viewing direction (great-circle angle, degrees)."""
+    chosen: List[int] = []
+    directions = _directions(params)
+    for index in order:
+        if len(chosen) >= count:
+            break
+        if chosen:
+            cosines = directions[chosen] @ directions[index]
+            if float(torch.rad2deg(torch.arccos(cosines.clamp(-1, 1))).min()) < min_gap:
+                continue
+        chosen.append(int(index))
+    return chosen
+
+
+def _directions(params: torch.Tensor) -> torch.Tensor:
+    az = torch.deg2rad(params[:, 0].double())
+    el = torch.deg2rad(params[:, 1].double())
+    return torch.stack([torch.cos(el) * torch.sin(az), -torch.cos(el) * torch.cos(az), torch.sin(el)], -1)
+
+
+def _to_pose(row: torch.Tensor, radius: float) -> Pose:
+    az = float(torch.remainder(row[0], 360.0))
+    roll = float(_angle_gap(row[3], torch.zeros(())))
+    return Pose(az, float(row[1]), float(row[2]) * radius, roll, float(row[4]), float(row[5]))
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry point
+# --------------------------------------------------------------------------------------------
+
+
+def estimate_pose(
+    photo,
+    vertices,
+    faces,
+    camera_intrinsics,
+    *,
+    bbox: Optional[Sequence[float]] = None,
+    mask=None,
+    coarse_views: Optional[CoarseViews] = None,
+    top_k: int = 3,
+    device: Union[str, torch.device, None] = None,
+    callback: Optional[Callable[[float, str], Optional[bool]]] = None,
+    seed: int = 0,
+    **options,
+) -> PoseResult:
+    """Estimate the camera pose of a photo of a known mesh.
+
+    Args:
+        photo: ``(H, W, 3|4)`` NumPy float in ``[0, 1]`` or uint8, a ``(3|4, H, W)`` tensor, or an
+            image path. A 4th channel (alpha) is used as the object mask unless ``use_alpha=False``.
+        vertices: ``(V, 3)`` mesh vertices in scene units (any unit); faces: ``(F, 3)`` triangles.
+        camera_intrinsics: ``camera.Intrinsics`` or a dict of its keywords (``lens_mm,
+            sensor_width_mm, sensor_height_mm, sensor_fit, resolution`` = the photo's ``(W, H)``).
+        bbox: ``(x0, y0, x1, y1)`` pixel box around the object (box mode).
+        mask: ``(H, W)`` object mask; any non-zero is object (mask mode, overrides alpha).
+        coarse_views: pre-rendered views (:class:`CoarseViews`), e.g. from Blender; default renders
+            (and caches) them here.
+        top_k: number of distinct poses returned in ``candidates``.
+        device: torch device of the refinement (default: CPU).
+        callback: ``callback(progress in [0, 1], message)``; returning ``False`` raises
+            :class:`Cancelled`.
+        seed: seeds the (small) random parts; the same seed gives the same result.
+        options: ``use_alpha=True``, ``work_size=160``, ``azimuth_step=10``, ``elevations``,
+            ``rolls``, ``refine=True``, ``iterations``, ``starts``, ``hog_weight``,
+            ``cache`` (a :class:`CoarseViewCache`).
+
+    Returns:
+        :class:`PoseResult`.
+
+    Raises:
+        ValueError: unreadable photo, empty mesh or no faces, bbox outside the photo, mask of
+            another size or empty, non-finite or mismatched intrinsics, unknown option.
+        Cancelled: the callback returned ``False``.
+    """
+    started = time.perf_counter()
+    timings: Dict[str, float] = {}
+    known = {
+        "use_alpha", "work_size", "azimuth_step", "elevations", "rolls", "refine", "iterations",
+        "starts", "hog_weight", "cache", "learning_rate",
+    }
+    unknown = set(options) - known
+    if unknown:
+        raise ValueError(f"estimate_pose: unknown option(s) {sorted(unknown)}; known: {sorted(known)}")
+    if int(top_k) < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+
+    def check(progress: float, message: str) -> None:
+        if callback is not None and callback(float(progress), message) is False:
+            raise Cancelled(f"cancelled during {message}")
+
+    rgb, alpha = _load_photo(photo)
+    height, width = rgb.shape[:2]
+    cam = _resolve_intrinsics(camera_intrinsics)
+    if (cam.width, cam.height) != (width, height):
+        raise ValueError(
+            f"camera_intrinsics: resolution {cam.width}x{cam.height} differs from the photo's {width}x{height}"
+        )
+    mesh = _prepare_mesh(vertices, faces)
+
+    # Cues, in order of trust: explicit mask, alpha, box (GrabCut), photo only (GrabCut in frame).
+    box = _masks.validate_box(bbox, (height, width)) if bbox is not None else None
+    object_mask: Optional[np.ndarray] = None
+    if mask is not None:
+        object_mask = _masks.as_mask(mask, (height, width))
+        mode = "mask"
+    elif alpha is not None and options.get("use_alpha", True) and _masks.alpha_mask(alpha) is not None:
+        object_mask = _masks.alpha_mask(alpha)
+        mode = "mask"
+    elif box is not None:
+        mode = "box"
+    else:
+        mode = "photo"
+    check(0.0, "reading inputs")
+    tick = time.perf_counter()
+    if mode == "box":
+        object_mask = _masks.grabcut_from_box(rgb, box)
+    elif mode == "photo":
+        inset = 0.03
+        frame = (width * inset, height * inset, width * (1 - inset), height * (1 - inset))
+        object_mask = _masks.grabcut_from_box(rgb, frame)
+    timings["cues"] = time.perf_counter() - tick
+
+    # Working resolution: longest side work_size, same field of view and shift.
+    work_size = int(options.get("work_size", 160))
+    factor = work_size / max(width, height)
+    work_w, work_h = max(8, round(width * factor)), max(8, round(height * factor))
+    work_cam = cam.scaled(work_w, work_h)
+    rgb_t = torch.from_numpy(rgb).permute(2, 0, 1)
+    photo_gray = _gray(_resize(rgb_t, work_h, work_w))
+    mask_t = _resize(torch.from_numpy(object_mask.astype(np.float32))[None], work_h, work_w)[0].clamp(0, 1)
+    if float(mask_t.sum()) < 1.0:
+        raise ValueError("mask: the object covers less than one pixel at the working resolution")
+
+    # Coarse stage.
+    tick = time.perf_counter()
+    check(0.02, "coarse views")
+    azimuth_step = float(options.get("azimuth_step", DEFAULT_AZIMUTH_STEP))
+    elevations = tuple(options.get("elevations", DEFAULT_ELEVATIONS))
+    if coarse_views is not None:
+        views = _views_from_user(coarse_views, mesh)
+    else:
+        cache = options.get("cache", _DEFAULT_CACHE)
+        views = cache.get(mesh, cam, azimuth_step, elevations)
+    timings["coarse_views"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    rolls = tuple(options.get("rolls", DEFAULT_ROLLS))
+    hog_weight = float(options.get("hog_weight", 0.0 if mode == "mask" else 0.5))
+    scores, params = _coarse_search(views, photo_gray, mask_t, work_cam, rolls, mode, hog_weight, check)
+    timings["coarse_search"] = time.perf_counter() - tick
+    order = torch.argsort(scores, descending=True).tolist()
+    best = order[0]
+    coarse_pose = _to_pose(params[best], mesh.radius)
+    coarse_score = float(scores[best])
+
+    chosen = _distinct(order, params, max(int(top_k), 1), min_gap=15.0)
+    candidates = [(_to_pose(params[i], mesh.radius), float(scores[i])) for i in chosen]
+    check(1.0, "done")
+    final_pose, final_score = candidates[0]
+    return PoseResult(
+        pose=final_pose,
+        score=final_score,
+        candidates=candidates,
+        seconds=time.perf_counter() - started,
+        mode=mode,
+        coarse_pose=coarse_pose,
+        coarse_score=coarse_score,
+        iou=float("nan"),
+        timings=timings,
+    )
