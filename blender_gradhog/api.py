@@ -1,0 +1,397 @@
+"""Align a Blender camera to a photo of a known mesh, from Python scripts.
+
+>>> import bpy, blender_gradhog.api as gradhog
+>>> result = gradhog.align("//photos/chair.jpg", bpy.data.objects["Chair"])
+>>> result["azimuth"], result["elevation"], result["distance"], result["score"]
+
+The work is split in three steps so that the modal operator can run the middle one on a worker
+thread: :func:`prepare` gathers everything from Blender (main thread; it also renders the coarse
+views with Workbench), :func:`solve` runs ``torch_backend.pose.estimate_pose`` (any thread, no
+``bpy``), :func:`apply` writes the camera (main thread). :func:`align` chains them.
+Nothing in the scene changes before :func:`apply`, so an error or a cancellation leaves it as it was.
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import bpy
+import numpy as np
+
+from . import _backend, scene as blender_scene
+
+TORCH_MISSING = "PyTorch is not installed: open Preferences ▸ Add-ons ▸ GradHOG ▸ Install PyTorch"
+
+class AlignError(RuntimeError):
+    """The alignment cannot run or did not finish; the message is meant for the user (one line)."""
+
+
+class AlignCancelled(AlignError):
+    """The user (or a callback returning False) cancelled the alignment; nothing was changed."""
+
+
+def load_backend(name: str):
+    """``torch_backend.<name>``, or :class:`AlignError` telling how to install PyTorch."""
+    try:
+        import torch  # noqa: F401  (the most common missing piece, named in the message)
+    except ImportError:
+        raise AlignError(TORCH_MISSING) from None
+    try:
+        return _backend.load(name)
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] in ("torch", "numpy"):
+            raise AlignError(TORCH_MISSING) from None
+        raise
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------
+
+def resolve_photo(photo) -> bpy.types.Image:
+    """A ``bpy.types.Image`` for ``photo`` (an image, an image name, or a file path)."""
+    if isinstance(photo, bpy.types.Image):
+        return photo
+    if photo is None or photo == "":
+        raise AlignError("no photo: choose the reference photo first")
+    if isinstance(photo, (str, os.PathLike)):
+        photo = os.fspath(photo)
+        if photo in bpy.data.images:
+            return bpy.data.images[photo]
+        absolute = bpy.path.abspath(photo)
+        if not os.path.exists(absolute):
+            raise AlignError(f"photo not found: {absolute}")
+        image = blender_scene.load_image(absolute)
+        if image is None:
+            raise AlignError(f"cannot read the photo {absolute} (not an image Blender can open)")
+        return image
+    raise AlignError(f"photo must be an image or a file path, got {type(photo).__name__}")
+
+
+def _mask_array(mask, shape, masks) -> np.ndarray:
+    if isinstance(mask, (str, os.PathLike)) or isinstance(mask, bpy.types.Image):
+        image = resolve_photo(mask)
+        rgba = blender_scene.image_pixels(image)
+        # A mask file is either gray/colour (non-zero = object) or a cut-out with alpha.
+        values = rgba[..., 3] if blender_scene.image_has_alpha(image, rgba) else rgba[..., :3].max(axis=-1)
+        mask = values > 0.5 / 255.0
+    return masks.as_mask(mask, shape, name="mask")
+
+
+@dataclass
+class AlignJob:
+    """Everything :func:`solve` needs, gathered from Blender on the main thread (no ``bpy`` inside).
+
+    Attributes:
+        photo: ``(H, W, 3)`` float32 RGB in ``[0, 1]``, first row at the top.
+        mask: ``(H, W)`` bool object mask or ``None``; bbox: ``(x0, y0, x1, y1)`` pixels or ``None``.
+        mesh: the target's evaluated mesh in its mesh frame (scene units).
+        intrinsics: ``torch_backend.camera.Intrinsics`` of the photo (resolution = photo size).
+        coarse_views: Blender-rendered coarse views or ``None`` (the backend renders its own).
+        options: extra keyword options for ``estimate_pose``.
+        camera_name, object_name, scene_name, photo_name: what :func:`apply` writes to.
+    """
+
+    photo: np.ndarray
+    mask: np.ndarray | None
+    bbox: tuple | None
+    mesh: blender_scene.MeshData
+    intrinsics: Any
+    coarse_views: Any
+    options: dict
+    top_k: int
+    device: str
+    seed: int
+    camera_name: str | None
+    object_name: str
+    scene_name: str
+    photo_name: str
+    cue: str
+    lock_focal_length: bool = True
+    prepare_seconds: float = 0.0
+    ignored_options: list = field(default_factory=list)
+
+
+def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_source: str = 'ALPHA',
+            top_k: int = 3, device: str = 'cpu', seed: int = 0, lock_focal_length: bool = True,
+            coarse_views: bool = True, depsgraph=None, **options) -> AlignJob:
+    """Gather the photo, cues, evaluated mesh and intrinsics, and render the coarse views (main thread).
+
+    Args:
+        photo: ``bpy.types.Image``, image name or file path.
+        obj: the mesh object seen in the photo.
+        camera: camera object to align; ``None``: the scene camera (a new camera at apply time
+            when the scene has none).
+        bbox: ``(x0, y0, x1, y1)`` box around the object in photo pixels (origin top-left).
+        mask: explicit mask (image, path or ``(H, W)`` array); overrides ``mask_source``.
+        mask_source: ``'ALPHA'`` (photo alpha when it has one), ``'IMAGE'`` (needs ``mask``),
+            ``'BOX'`` (automatic from ``bbox``) or ``'NONE'``.
+        coarse_views: render the coarse views with Blender (False: let the backend render them).
+        options: passed on to ``estimate_pose`` (e.g. ``iterations``, ``starts``, ``hog_variant``).
+
+    Raises:
+        AlignError: with a one-line reason; the scene is unchanged.
+    """
+    started = time.perf_counter()
+    scene = scene or bpy.context.scene
+    if obj is None:
+        raise AlignError("no target object: pick the mesh seen in the photo")
+    if camera is not None and camera.type != 'CAMERA':
+        raise AlignError(f"{camera.name!r} is not a camera")
+    camera = camera or scene.camera
+    image = resolve_photo(photo)
+    pose = load_backend("pose")
+    camera_module = load_backend("camera")
+    masks = load_backend("masks")
+    if device not in ('cpu', 'cuda'):
+        raise AlignError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if device == 'cuda':
+        import torch
+
+        if not torch.cuda.is_available():
+            raise AlignError("device CUDA was chosen but this PyTorch has no usable CUDA GPU: pick CPU")
+    try:
+        rgba = blender_scene.image_pixels(image)
+        mesh = blender_scene.mesh_arrays(obj, depsgraph)
+    except blender_scene.SceneError as error:
+        raise AlignError(str(error)) from None
+    height, width = rgba.shape[:2]
+    try:
+        if bbox is not None:
+            bbox = tuple(masks.validate_box(bbox, (height, width)))
+        if mask is not None:
+            mask_array = _mask_array(mask, (height, width), masks)
+        elif mask_source == 'IMAGE':
+            raise AlignError("mask source is 'Mask Image' but no mask image is set")
+        elif mask_source == 'ALPHA' and blender_scene.image_has_alpha(image, rgba):
+            mask_array = masks.alpha_mask(rgba[..., 3])
+        else:
+            mask_array = None
+        if mask_source == 'BOX' and bbox is None:
+            raise AlignError("mask source is 'Auto from Box' but no crop box is set")
+    except ValueError as error:
+        raise AlignError(str(error)) from None
+    cue = "mask" if mask_array is not None else "box" if bbox is not None else "photo"
+    intrinsics = photo_intrinsics(camera_module, camera, width, height)
+    views = None
+    if coarse_views:
+        views = render_coarse_views(pose, camera_module, mesh, intrinsics, options)
+    accepted, ignored = _split_options(pose, options)
+    return AlignJob(
+        photo=np.ascontiguousarray(rgba[..., :3]), mask=mask_array, bbox=bbox, mesh=mesh,
+        intrinsics=intrinsics, coarse_views=views, options=accepted, top_k=int(top_k),
+        device=device, seed=int(seed), camera_name=camera.name if camera else None,
+        object_name=obj.name, scene_name=scene.name, photo_name=image.name, cue=cue,
+        lock_focal_length=lock_focal_length, prepare_seconds=time.perf_counter() - started,
+        ignored_options=ignored,
+    )
+
+
+def photo_intrinsics(camera_module, camera, width: int, height: int):
+    """Intrinsics of ``camera`` (Blender's 50 mm / 36 mm defaults without one) at the photo's size."""
+    data = camera.data if camera is not None else None
+    values = {"resolution_x": width, "resolution_y": height}
+    if data is not None:
+        values.update(lens=data.lens, sensor_width=data.sensor_width, sensor_height=data.sensor_height,
+                      sensor_fit=data.sensor_fit)
+    return camera_module.Intrinsics.from_blender_dict(values)
+
+
+def backend_accepts(pose, option: str) -> bool:
+    """Whether ``estimate_pose`` documents ``option`` (it rejects unknown options with an error)."""
+    return f"``{option}" in (pose.estimate_pose.__doc__ or "")
+
+
+def _split_options(pose, options: dict) -> tuple[dict, list]:
+    """Options ``estimate_pose`` knows, and the names of those it does not (dropped, reported)."""
+    accepted = {k: v for k, v in options.items() if backend_accepts(pose, k)}
+    return accepted, sorted(set(options) - set(accepted))
+
+
+# Coarse views depend on the mesh, the field of view and the grid only, not on the photo: a batch of
+# photos of one mesh renders them once. Keyed by a hash of all three; a few meshes are kept.
+_VIEW_CACHE: "collections.OrderedDict[str, Any]" = collections.OrderedDict()
+_VIEW_CACHE_SIZE = 4
+
+
+def _view_cache_key(mesh, view_camera: dict, grid: dict) -> str:
+    digest = hashlib.sha1()
+    digest.update(np.ascontiguousarray(mesh.vertices, dtype=np.float64).tobytes())
+    digest.update(np.ascontiguousarray(mesh.faces, dtype=np.int64).tobytes())
+    digest.update(repr(sorted(view_camera.items())).encode())
+    digest.update(repr(sorted(grid.items())).encode())
+    return digest.hexdigest()
+
+
+def render_coarse_views(pose, camera_module, mesh, intrinsics, options):
+    """Blender (Workbench) renders of the mesh alone at the grid of poses the backend asks for."""
+    grid = {k: options[k] for k in ("azimuth_step", "elevations") if k in options}
+    view_camera = pose.coarse_view_intrinsics(intrinsics)
+    key = _view_cache_key(mesh, view_camera, grid)
+    if key in _VIEW_CACHE:
+        _VIEW_CACHE.move_to_end(key)
+        return _VIEW_CACHE[key]
+    poses = list(pose.coarse_view_poses(mesh.vertices, intrinsics, **grid))
+    if not poses:
+        return None
+    matrices = camera_module.camera_to_world(
+        [p.azimuth for p in poses], [p.elevation for p in poses], [p.distance for p in poses],
+        [p.roll for p in poses], dtype=_float64())
+    width, height = (int(v) for v in view_camera["resolution"])
+    blender_camera = {"lens": view_camera["lens_mm"], "sensor_width": view_camera["sensor_width_mm"],
+                      "sensor_height": view_camera["sensor_height_mm"],
+                      "sensor_fit": view_camera["sensor_fit"]}
+    shaded, silhouettes = blender_scene.render_views(
+        mesh.vertices, mesh.faces, matrices.numpy(), camera=blender_camera, width=width, height=height,
+        shifts=[(p.shift_x, p.shift_y) for p in poses])
+    views = pose.CoarseViews(images=shaded, silhouettes=silhouettes, poses=poses, intrinsics=view_camera)
+    _VIEW_CACHE[key] = views
+    while len(_VIEW_CACHE) > _VIEW_CACHE_SIZE:
+        _VIEW_CACHE.popitem(last=False)
+    return views
+
+
+def _float64():
+    import torch
+
+    return torch.float64
+
+
+# --------------------------------------------------------------------------------------------
+# Solve (any thread: no bpy below until apply)
+# --------------------------------------------------------------------------------------------
+
+def solve(job: AlignJob, callback: Callable[[float, str], bool] | None = None):
+    """Run ``estimate_pose`` for ``job``; ``callback(progress, message)`` returning False cancels.
+
+    Raises:
+        AlignCancelled: cancelled through the callback.
+        AlignError: the backend rejected the inputs (one-line reason).
+    """
+    pose = load_backend("pose")
+    try:
+        return pose.estimate_pose(
+            job.photo, job.mesh.vertices, job.mesh.faces, job.intrinsics, bbox=job.bbox,
+            mask=job.mask, coarse_views=job.coarse_views, top_k=job.top_k, device=job.device,
+            callback=callback, seed=job.seed, **job.options)
+    except pose.Cancelled:
+        raise AlignCancelled("alignment cancelled: the camera was not changed") from None
+    except ValueError as error:
+        raise AlignError(str(error)) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Apply (main thread)
+# --------------------------------------------------------------------------------------------
+
+def pose_values(pose) -> dict:
+    """``azimuth, elevation, distance, roll, shift_x, shift_y`` of a backend pose as floats."""
+    return {name: float(getattr(pose, name, 0.0)) for name in
+            ("azimuth", "elevation", "distance", "roll", "shift_x", "shift_y")}
+
+
+def camera_matrix(frame: np.ndarray, values: dict) -> np.ndarray:
+    """World ``matrix_world`` of a camera at pose ``values`` relative to a mesh ``frame`` (4 x 4)."""
+    camera_module = load_backend("camera")
+    local = camera_module.camera_to_world(values["azimuth"], values["elevation"], values["distance"],
+                                          values["roll"], dtype=_float64()).numpy()
+    return np.asarray(frame, dtype=np.float64) @ local
+
+
+def place_camera(camera, scene, frame, values: dict, *, lens_mm: float, sensor_width_mm: float,
+                 sensor_fit: str, width: int, height: int, photo, score: float) -> None:
+    """Write a pose to ``camera`` (see :func:`blender_gradhog.scene.write_camera`)."""
+    properties = {f"gradhog_{name}": value for name, value in values.items()}
+    properties["gradhog_score"] = score
+    blender_scene.write_camera(
+        camera, scene, camera_to_world=camera_matrix(frame, values), lens_mm=lens_mm,
+        sensor_width_mm=sensor_width_mm, sensor_fit=sensor_fit, shift_x=values["shift_x"],
+        shift_y=values["shift_y"], width=width, height=height, photo=photo, properties=properties)
+
+
+def current_frame(obj) -> np.ndarray:
+    """The object's mesh frame (rigid ``4 x 4``) as evaluated now (drivers, constraints, parents)."""
+    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    frame, _ = blender_scene.rigid_frame(evaluated.matrix_world)
+    return np.array(frame, dtype=np.float64)
+
+
+def apply(job: AlignJob, result, *, camera=None) -> dict:
+    """Write the best pose of ``result`` to the job's camera (main thread) and return the result dict.
+
+    The object's *current* world transform is used, so moving the object after :func:`prepare`
+    still gives a camera that frames it as in the photo.
+    """
+    scene = bpy.data.scenes.get(job.scene_name)
+    obj = bpy.data.objects.get(job.object_name)
+    if scene is None or obj is None:
+        raise AlignError("the scene or the target object was deleted during the alignment")
+    if camera is None and job.camera_name is not None:
+        camera = bpy.data.objects.get(job.camera_name)
+        if camera is None:
+            raise AlignError(f"the camera {job.camera_name!r} was deleted during the alignment")
+    if camera is None:
+        camera = blender_scene.new_camera(scene)
+    frame = current_frame(obj)
+    settings = job.intrinsics.to_blender_dict()
+    lens = float(getattr(result, "lens_mm", None) or settings["lens"])
+    if job.lock_focal_length:
+        lens = settings["lens"]
+    values = pose_values(result.pose)
+    photo = bpy.data.images.get(job.photo_name)
+    place_camera(camera, scene, frame, values, lens_mm=lens, sensor_width_mm=settings["sensor_width"],
+                 sensor_fit=settings["sensor_fit"], width=job.intrinsics.width,
+                 height=job.intrinsics.height, photo=photo, score=float(result.score))
+    return result_dict(job, result, camera=camera, lens_mm=lens)
+
+
+def result_dict(job: AlignJob, result, *, camera=None, lens_mm: float | None = None) -> dict:
+    """The result as JSON-ready values (the ``gradhog align`` output of issue 5)."""
+    settings = job.intrinsics.to_blender_dict()
+    values = pose_values(result.pose)
+    candidates = []
+    for candidate, score in getattr(result, "candidates", ()) or ():
+        candidates.append({**pose_values(candidate), "score": float(score)})
+    return {
+        **values,
+        "lens_mm": float(lens_mm if lens_mm is not None else settings["lens"]),
+        "sensor_width_mm": float(settings["sensor_width"]),
+        "sensor_fit": settings["sensor_fit"],
+        "score": float(result.score),
+        "seconds": float(getattr(result, "seconds", 0.0)) + job.prepare_seconds,
+        "candidates": candidates,
+        "resolution": [job.intrinsics.width, job.intrinsics.height],
+        "cue": job.cue,
+        "photo": job.photo_name,
+        "object": job.object_name,
+        "camera": camera.name if camera is not None else job.camera_name,
+    }
+
+
+def align(photo, obj, camera=None, *, callback: Callable[[float, str], bool] | None = None,
+          **options) -> dict:
+    """Align ``camera`` (default: the scene camera, or a new one) to ``photo`` of ``obj``.
+
+    Args:
+        photo: ``bpy.types.Image``, image name or file path.
+        obj: mesh object seen in the photo (its evaluated mesh and world transform are used).
+        camera: camera object to write.
+        callback: ``callback(progress in [0, 1], message) -> bool``; False cancels.
+        options: see :func:`prepare` (``bbox``, ``mask``, ``mask_source``, ``top_k``, ``device``,
+            ``seed``, ``lock_focal_length``) plus ``estimate_pose`` options.
+
+    Returns:
+        dict with ``azimuth, elevation, roll`` (degrees), ``distance`` (scene units),
+        ``shift_x, shift_y, lens_mm, sensor_width_mm, score, seconds, candidates`` and ``camera``.
+
+    Raises:
+        AlignError: one-line reason (AlignCancelled when cancelled); the scene is then unchanged.
+    """
+    job = prepare(photo, obj, camera, **options)
+    result = solve(job, callback)
+    return apply(job, result, camera=camera)
+

@@ -1,0 +1,201 @@
+"""Scene settings of the add-on: ``scene.gradhog`` (inputs, cues, options, last results).
+
+Everything the panel shows lives in one :class:`GradHOGSettings` on the scene, so settings are saved
+with the .blend file and each scene keeps its own alignment.
+"""
+from __future__ import annotations
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    IntVectorProperty,
+    PointerProperty,
+    StringProperty,
+)
+
+# Set while the add-on itself changes ``active_candidate`` so that only a user's click applies one.
+_applying_candidate = False
+
+
+def _poll_mesh(_settings, obj) -> bool:
+    return obj.type == 'MESH'
+
+
+def _poll_camera(_settings, obj) -> bool:
+    return obj.type == 'CAMERA'
+
+
+def _photo_path_changed(settings, _context):
+    """Typing or browsing a photo path loads it (once) and makes it the photo image."""
+    if not settings.photo_path:
+        return
+    from . import scene
+
+    image = scene.load_image(settings.photo_path)
+    if image is not None and settings.photo_image != image:
+        settings.photo_image = image
+
+
+def _active_candidate_changed(settings, context):
+    if _applying_candidate or not (0 <= settings.active_candidate < len(settings.candidates)):
+        return
+    from . import operators
+
+    operators.apply_candidate(context, settings.active_candidate)
+
+
+class GradHOGCandidate(bpy.types.PropertyGroup):
+    """One of the top-k distinct poses of the last alignment (degrees, scene units)."""
+
+    azimuth: FloatProperty(name="Azimuth", unit='NONE', precision=2)
+    elevation: FloatProperty(name="Elevation", precision=2)
+    distance: FloatProperty(name="Distance", unit='LENGTH', precision=4)
+    roll: FloatProperty(name="Roll", precision=2)
+    shift_x: FloatProperty(name="Shift X", precision=4)
+    shift_y: FloatProperty(name="Shift Y", precision=4)
+    score: FloatProperty(name="Score", precision=4)
+
+
+class GradHOGSettings(bpy.types.PropertyGroup):
+    """Inputs, cues, options and results of GradHOG camera alignment (``scene.gradhog``)."""
+
+    # --- inputs -------------------------------------------------------------------------------
+    photo_path: StringProperty(
+        name="Photo",
+        description="Reference photo of the object (any image Blender or Pillow can read)",
+        subtype='FILE_PATH',
+        update=_photo_path_changed,
+    )
+    photo_image: PointerProperty(
+        name="Photo Image",
+        description="The reference photo as an image datablock (an already loaded image works too)",
+        type=bpy.types.Image,
+    )
+    target: PointerProperty(
+        name="Object",
+        description="Mesh object seen in the photo; its evaluated mesh (modifiers applied) is used",
+        type=bpy.types.Object,
+        poll=_poll_mesh,
+    )
+    camera: PointerProperty(
+        name="Camera",
+        description="Camera to align (empty: the scene camera)",
+        type=bpy.types.Object,
+        poll=_poll_camera,
+    )
+
+    # --- cues: where the object is in the photo ------------------------------------------------
+    use_box: BoolProperty(
+        name="Crop Box",
+        description="Use a box around the object in the photo (pixels, origin top-left)",
+        default=False,
+    )
+    box: IntVectorProperty(
+        name="Box",
+        description="Box around the object: left, top, right, bottom in photo pixels",
+        size=4,
+        min=0,
+        default=(0, 0, 0, 0),
+    )
+    mask_source: EnumProperty(
+        name="Mask",
+        description="Where the object's silhouette in the photo comes from",
+        items=(
+            ('ALPHA', "Photo Alpha", "The photo's alpha channel (ignored when the photo has none)"),
+            ('IMAGE', "Mask Image", "A separate mask image: any non-zero pixel is the object"),
+            ('BOX', "Auto from Box", "Segment the object automatically inside the crop box"),
+            ('NONE', "None", "No mask: rely on the photo (and the box, if any) alone"),
+        ),
+        default='ALPHA',
+    )
+    mask_image: PointerProperty(
+        name="Mask Image",
+        description="Mask of the object, same pixel size as the photo",
+        type=bpy.types.Image,
+    )
+
+    # --- options -------------------------------------------------------------------------------
+    hog_variant: EnumProperty(
+        name="HOG Variant",
+        description="Flavour of the ∇HOG descriptor compared between photo and renders",
+        items=(
+            ('uoctti', "UoCTTI", "Felzenszwalb et al. 31-dimensional HOG (the paper's choice)"),
+            ('dalal', "Dalal-Triggs", "Dalal & Triggs 36-dimensional HOG"),
+            ('skimage', "scikit-image", "scikit-image compatible HOG"),
+        ),
+        default='uoctti',
+    )
+    starts: IntProperty(
+        name="Starts",
+        description="Number of coarse poses refined by gradient descent",
+        default=8,
+        min=1,
+        soft_max=32,
+    )
+    iterations: IntProperty(
+        name="Iterations",
+        description="Gradient steps per start",
+        default=60,
+        min=0,
+        soft_max=400,
+    )
+    top_k: IntProperty(
+        name="Candidates",
+        description="Number of distinct poses kept (symmetric objects have several good ones)",
+        default=3,
+        min=1,
+        max=20,
+    )
+    lock_focal_length: BoolProperty(
+        name="Lock Focal Length",
+        description="Keep the camera's focal length and sensor as they are",
+        default=True,
+    )
+    device: EnumProperty(
+        name="Device",
+        description="Where PyTorch computes",
+        items=(
+            ('cpu', "CPU", "Compute on the processor"),
+            ('cuda', "CUDA", "Compute on an NVIDIA GPU (needs a CUDA build of PyTorch)"),
+        ),
+        default='cpu',
+    )
+    seed: IntProperty(name="Seed", description="Random seed (results are reproducible)", default=0)
+
+    # --- results of the last run ---------------------------------------------------------------
+    has_result: BoolProperty(default=False, options={'HIDDEN'})
+    result_azimuth: FloatProperty(name="Azimuth", precision=2)
+    result_elevation: FloatProperty(name="Elevation", precision=2)
+    result_distance: FloatProperty(name="Distance", unit='LENGTH', precision=4)
+    result_roll: FloatProperty(name="Roll", precision=2)
+    result_score: FloatProperty(name="Score", precision=4)
+    result_seconds: FloatProperty(name="Time", unit='TIME_ABSOLUTE', precision=1)
+    # What the candidates refer to, so that clicking one later places the same camera.
+    result_camera: PointerProperty(type=bpy.types.Object, options={'HIDDEN'})
+    result_target: PointerProperty(type=bpy.types.Object, options={'HIDDEN'})
+    result_lens: FloatProperty(options={'HIDDEN'})
+    result_sensor_width: FloatProperty(options={'HIDDEN'})
+    result_width: IntProperty(options={'HIDDEN'})
+    result_height: IntProperty(options={'HIDDEN'})
+    candidates: CollectionProperty(type=GradHOGCandidate)
+    active_candidate: IntProperty(
+        name="Candidate",
+        description="Click a candidate to place the camera at that pose",
+        default=0,
+        update=_active_candidate_changed,
+    )
+
+
+classes = (GradHOGCandidate, GradHOGSettings)
+
+
+def register():
+    bpy.types.Scene.gradhog = PointerProperty(type=GradHOGSettings)
+
+
+def unregister():
+    del bpy.types.Scene.gradhog

@@ -1,0 +1,340 @@
+"""Blender side of the alignment: data out of the scene, coarse views rendered by Blender, camera in.
+
+Everything here runs on Blender's main thread and uses ``bpy.data`` (never context-dependent
+``bpy.ops`` edits), so it works from any mode and workspace. Arrays leave this module as NumPy so
+the torch work can run on another thread without touching Blender.
+
+The *mesh frame* is the target object's world transform without its scale: the object's scale
+(and any shear) is baked into the vertices instead, because a scaled camera is not a camera. Poses
+are expressed in this frame, so distances come out in scene units.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+# Camera and scene properties :func:`write_camera` may change; :func:`camera_state` snapshots them.
+_CAMERA_DATA_FIELDS = ("type", "lens", "lens_unit", "sensor_fit", "sensor_width", "sensor_height",
+                       "shift_x", "shift_y", "show_background_images")
+_RENDER_FIELDS = ("resolution_x", "resolution_y", "pixel_aspect_x", "pixel_aspect_y")
+_CUSTOM_PROPERTIES = ("gradhog_azimuth", "gradhog_elevation", "gradhog_distance", "gradhog_roll",
+                      "gradhog_shift_x", "gradhog_shift_y", "gradhog_score")
+
+
+class SceneError(ValueError):
+    """Something in the scene stops the alignment (no mesh, empty mesh, unreadable photo...)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Photos and masks
+# --------------------------------------------------------------------------------------------
+
+def load_image(path: str) -> bpy.types.Image | None:
+    """Load ``path`` into ``bpy.data.images`` (reusing an already loaded copy); ``None`` if unreadable."""
+    absolute = bpy.path.abspath(path)
+    if not os.path.isfile(absolute):
+        return None
+    try:
+        return bpy.data.images.load(absolute, check_existing=True)
+    except RuntimeError:  # Blender cannot decode it
+        return None
+
+
+def image_pixels(image: bpy.types.Image) -> np.ndarray:
+    """Pixels of a Blender image as ``float32`` ``H x W x 4`` in ``[0, 1]``, first row at the top.
+
+    Raises:
+        SceneError: the image has no pixels (missing file, unsupported format).
+    """
+    width, height = image.size  # asking for the size loads the file's pixels
+    channels = image.channels
+    if width == 0 or height == 0:
+        where = bpy.path.abspath(image.filepath) if image.filepath else "no file"
+        raise SceneError(f"photo {image.name!r} cannot be read ({where})")
+    flat = np.empty(width * height * channels, dtype=np.float32)
+    image.pixels.foreach_get(flat)
+    pixels = flat.reshape(height, width, channels)[::-1]  # Blender stores the bottom row first
+    if channels == 4:
+        rgba = pixels
+    elif channels == 3:
+        rgba = np.concatenate([pixels, np.ones_like(pixels[..., :1])], axis=-1)
+    elif channels in (1, 2):
+        gray = np.repeat(pixels[..., :1], 3, axis=-1)
+        alpha = pixels[..., 1:2] if channels == 2 else np.ones_like(gray[..., :1])
+        rgba = np.concatenate([gray, alpha], axis=-1)
+    else:
+        raise SceneError(f"photo {image.name!r} has {channels} channels")
+    rgba = np.ascontiguousarray(np.clip(rgba, 0.0, 1.0), dtype=np.float32)
+    if not np.isfinite(rgba).all():
+        raise SceneError(f"photo {image.name!r} has non-finite pixels")
+    return rgba
+
+
+def image_has_alpha(image: bpy.types.Image, rgba: np.ndarray) -> bool:
+    """Whether the photo carries a real alpha channel (not an opaque fill)."""
+    return image.channels == 4 and image.alpha_mode != 'NONE' and bool((rgba[..., 3] < 0.999).any())
+
+
+# --------------------------------------------------------------------------------------------
+# Mesh
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class MeshData:
+    """The target object's evaluated mesh in its *mesh frame*.
+
+    Attributes:
+        vertices: ``(V, 3)`` float64, scene units, the object's scale applied.
+        faces: ``(F, 3)`` int64 triangle vertex indices.
+        frame: ``4 x 4`` rigid world matrix of the mesh frame (object location and rotation).
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    frame: np.ndarray
+
+
+def rigid_frame(world: Matrix) -> tuple[Matrix, Matrix]:
+    """Split a world matrix into ``(frame, linear)``: a rigid frame and the 3x3 rest (scale, shear)."""
+    location, rotation, _scale = world.decompose()
+    frame = Matrix.Translation(location) @ rotation.to_matrix().to_4x4()
+    linear = rotation.to_matrix().transposed() @ world.to_3x3()
+    return frame, linear
+
+
+def mesh_arrays(obj: bpy.types.Object, depsgraph=None) -> MeshData:
+    """Triangles of ``obj``'s evaluated mesh (modifiers, shape keys, edit-mode state) in its mesh frame.
+
+    Raises:
+        SceneError: ``obj`` is not a mesh object, or its evaluated mesh has no triangles.
+    """
+    if obj is None:
+        raise SceneError("no target object: pick the mesh seen in the photo")
+    if obj.type != 'MESH':
+        raise SceneError(f"{obj.name!r} is a {obj.type.lower()}, not a mesh object")
+    if depsgraph is None:
+        depsgraph = bpy.context.evaluated_depsgraph_get()
+    evaluated = obj.evaluated_get(depsgraph)
+    mesh = evaluated.to_mesh()
+    try:
+        mesh.calc_loop_triangles()
+        vertex_count, triangle_count = len(mesh.vertices), len(mesh.loop_triangles)
+        if vertex_count == 0 or triangle_count == 0:
+            raise SceneError(f"{obj.name!r} has an empty mesh (no faces)")
+        vertices = np.empty(vertex_count * 3, dtype=np.float64)
+        mesh.vertices.foreach_get("co", vertices)
+        faces = np.empty(triangle_count * 3, dtype=np.int64)
+        mesh.loop_triangles.foreach_get("vertices", faces)
+    finally:
+        evaluated.to_mesh_clear()
+    frame, linear = rigid_frame(evaluated.matrix_world)
+    vertices = vertices.reshape(-1, 3) @ np.array(linear, dtype=np.float64).T
+    if not np.isfinite(vertices).all():
+        raise SceneError(f"{obj.name!r} has non-finite vertex coordinates")
+    if np.ptp(vertices, axis=0).max() <= 0.0:
+        raise SceneError(f"{obj.name!r} has a degenerate mesh (all vertices in one point)")
+    return MeshData(vertices, faces.reshape(-1, 3), np.array(frame, dtype=np.float64))
+
+
+# --------------------------------------------------------------------------------------------
+# Coarse views rendered by Blender (Workbench)
+# --------------------------------------------------------------------------------------------
+
+def workbench_engine_id() -> str:
+    """The Workbench engine's identifier (the same in 3.x, 4.x and 5.x)."""
+    return 'BLENDER_WORKBENCH'
+
+
+def render_views(vertices: np.ndarray, faces: np.ndarray, camera_matrices, *, camera: dict,
+                 width: int, height: int, shifts=None) -> tuple[np.ndarray, np.ndarray]:
+    """Render the mesh alone from several cameras with Blender's Workbench engine.
+
+    The mesh is copied into a temporary scene (the user's scenes, objects and render settings are
+    never touched) and everything temporary is removed afterwards, even on error.
+
+    Args:
+        vertices: ``(V, 3)`` mesh-frame vertices; faces: ``(F, 3)`` triangle indices.
+        camera_matrices: ``N`` camera-to-mesh-frame ``4 x 4`` matrices (Blender camera axes:
+            looking down -Z, +Y up).
+        camera: Blender camera data by name: ``lens``, ``sensor_width``, ``sensor_height``,
+            ``sensor_fit`` (as ``Intrinsics.to_blender_dict()`` gives them).
+        width, height: render size in pixels.
+        shifts: optional ``N`` pairs ``(shift_x, shift_y)`` (Blender units, fraction of the sensor).
+
+    Returns:
+        ``(shaded, silhouettes)``: float32 ``(N, H, W)`` gray studio-lit renders on black and
+        anti-aliased silhouettes in ``[0, 1]``.
+    """
+    matrices = [np.asarray(m, dtype=np.float64) for m in camera_matrices]
+    if shifts is None:
+        shifts = [(0.0, 0.0)] * len(matrices)
+    existing_render_result = bpy.data.images.get("Render Result")
+    created: list = []
+    scene = bpy.data.scenes.new("GradHOG coarse views (temporary)")
+    try:
+        mesh = bpy.data.meshes.new("GradHOG coarse mesh (temporary)")
+        created.append((bpy.data.meshes, mesh))
+        mesh.vertices.add(len(vertices))
+        mesh.vertices.foreach_set("co", np.asarray(vertices, dtype=np.float32).ravel())
+        _set_triangles(mesh, np.asarray(faces, dtype=np.int32))
+        obj = bpy.data.objects.new("GradHOG coarse object (temporary)", mesh)
+        created.insert(0, (bpy.data.objects, obj))
+        scene.collection.objects.link(obj)
+        camera_data = bpy.data.cameras.new("GradHOG coarse camera (temporary)")
+        created.append((bpy.data.cameras, camera_data))
+        camera = bpy.data.objects.new("GradHOG coarse camera (temporary)", camera_data)
+        created.insert(0, (bpy.data.objects, camera))
+        scene.collection.objects.link(camera)
+        scene.camera = camera
+        for name in ("lens", "sensor_width", "sensor_height", "sensor_fit"):
+            if name in camera:
+                setattr(camera_data, name, camera[name])
+        extent = float(np.linalg.norm(np.ptp(vertices, axis=0))) or 1.0
+        far = max(float(np.linalg.norm(m[:3, 3])) for m in matrices) + extent
+        camera_data.clip_start = max(1e-6, far * 1e-5)
+        camera_data.clip_end = far * 2.0
+        _configure_workbench(scene, width, height)
+        shaded = np.empty((len(matrices), height, width), dtype=np.float32)
+        silhouettes = np.empty_like(shaded)
+        with tempfile.TemporaryDirectory(prefix="gradhog-views-") as folder:
+            path = os.path.join(folder, "view.png")
+            scene.render.filepath = path
+            for index, (matrix, (shift_x, shift_y)) in enumerate(zip(matrices, shifts)):
+                camera.matrix_world = Matrix(matrix.tolist())
+                camera_data.shift_x, camera_data.shift_y = float(shift_x), float(shift_y)
+                bpy.ops.render.render(write_still=True, scene=scene.name)
+                rgba = _read_png(path, width, height)
+                shaded[index] = rgba[..., 0]
+                silhouettes[index] = rgba[..., 3]
+        return shaded, silhouettes
+    finally:
+        for collection, block in created:
+            collection.remove(block)
+        bpy.data.scenes.remove(scene)
+        render_result = bpy.data.images.get("Render Result")
+        if existing_render_result is None and render_result is not None:
+            bpy.data.images.remove(render_result)
+
+
+def _set_triangles(mesh, faces: np.ndarray) -> None:
+    count = len(faces)
+    mesh.loops.add(count * 3)
+    mesh.polygons.add(count)
+    mesh.loops.foreach_set("vertex_index", faces.ravel())
+    mesh.polygons.foreach_set("loop_start", np.arange(0, count * 3, 3, dtype=np.int32))
+    if bpy.app.version < (4, 0, 0):  # computed from loop_start (read-only) since 4.0
+        mesh.polygons.foreach_set("loop_total", np.full(count, 3, dtype=np.int32))
+    mesh.update(calc_edges=True)
+    mesh.validate(clean_customdata=False)
+
+
+def _configure_workbench(scene, width: int, height: int) -> None:
+    render = scene.render
+    render.engine = workbench_engine_id()
+    render.resolution_x, render.resolution_y = int(width), int(height)
+    render.resolution_percentage = 100
+    render.pixel_aspect_x = render.pixel_aspect_y = 1.0
+    render.film_transparent = True
+    render.use_compositing = False
+    render.use_sequencer = False
+    settings = render.image_settings
+    settings.file_format = 'PNG'
+    settings.color_mode = 'RGBA'
+    settings.color_depth = '8'
+    scene.view_settings.view_transform = 'Standard'
+    scene.view_settings.look = 'None'
+    scene.view_settings.exposure = 0.0
+    scene.view_settings.gamma = 1.0
+    scene.display.render_aa = '8'
+    shading = scene.display.shading
+    shading.light = 'STUDIO'
+    shading.color_type = 'SINGLE'
+    shading.single_color = (0.8, 0.8, 0.8)
+    shading.show_object_outline = False
+    shading.show_cavity = False
+    shading.show_shadows = False
+    shading.show_xray = False
+    shading.show_backface_culling = False
+
+
+def _read_png(path: str, width: int, height: int) -> np.ndarray:
+    image = bpy.data.images.load(path, check_existing=False)
+    try:
+        image.colorspace_settings.name = 'Non-Color'  # keep the written 8-bit values as they are
+        flat = np.empty(width * height * 4, dtype=np.float32)
+        image.pixels.foreach_get(flat)
+    finally:
+        bpy.data.images.remove(image)
+    return flat.reshape(height, width, 4)[::-1]
+
+
+# --------------------------------------------------------------------------------------------
+# Camera write-back
+# --------------------------------------------------------------------------------------------
+
+def camera_state(camera: bpy.types.Object, scene: bpy.types.Scene) -> dict:
+    """Everything :func:`write_camera` may change, as plain values (for exact comparisons)."""
+    data = camera.data
+    return {
+        "matrix_world": [tuple(row) for row in camera.matrix_world],
+        "location": tuple(camera.location),
+        "rotation_mode": camera.rotation_mode,
+        "rotation_euler": tuple(camera.rotation_euler),
+        "rotation_quaternion": tuple(camera.rotation_quaternion),
+        "scale": tuple(camera.scale),
+        **{f"data.{name}": getattr(data, name) for name in _CAMERA_DATA_FIELDS},
+        "background_images": [(bg.image.name if bg.image else None, bg.frame_method, bg.show_background_image)
+                              for bg in data.background_images],
+        **{f"prop.{name}": camera.get(name) for name in _CUSTOM_PROPERTIES},
+        **{f"render.{name}": getattr(scene.render, name) for name in _RENDER_FIELDS},
+        "units": (scene.unit_settings.system, scene.unit_settings.scale_length),
+    }
+
+
+def write_camera(camera: bpy.types.Object, scene: bpy.types.Scene, *, camera_to_world,
+                 lens_mm: float, sensor_width_mm: float, sensor_fit: str, shift_x: float,
+                 shift_y: float, width: int, height: int, photo: bpy.types.Image | None,
+                 properties: dict) -> None:
+    """Place ``camera`` and make the scene render the photo's frame (main thread, ``bpy.data`` only).
+
+    Sets the world matrix (parents respected), a perspective lens with the given sensor, lens
+    shift, the render resolution to the photo's pixel size with square pixels, the photo as the
+    camera's background image and ``gradhog_*`` custom properties. Scene units are left alone.
+    """
+    matrix = Matrix([list(row) for row in np.asarray(camera_to_world, dtype=np.float64)])
+    camera.matrix_world = matrix
+    data = camera.data
+    data.type = 'PERSP'
+    data.lens_unit = 'MILLIMETERS'
+    data.sensor_fit = sensor_fit
+    data.sensor_width = float(sensor_width_mm)
+    data.lens = float(lens_mm)
+    data.shift_x, data.shift_y = float(shift_x), float(shift_y)
+    render = scene.render
+    render.resolution_x, render.resolution_y = int(width), int(height)
+    render.pixel_aspect_x = render.pixel_aspect_y = 1.0
+    if photo is not None:
+        background = next((bg for bg in data.background_images if bg.image == photo), None)
+        if background is None:
+            background = data.background_images.new()
+            background.image = photo
+        background.frame_method = 'FIT'
+        background.show_background_image = True
+        data.show_background_images = True
+    for name, value in properties.items():
+        camera[name] = float(value)
+
+
+def new_camera(scene: bpy.types.Scene, name: str = "GradHOG Camera") -> bpy.types.Object:
+    """A new camera object linked to the scene's master collection (the scene camera if it has none)."""
+    data = bpy.data.cameras.new(name)
+    camera = bpy.data.objects.new(name, data)
+    scene.collection.objects.link(camera)
+    if scene.camera is None:
+        scene.camera = camera
+    return camera
