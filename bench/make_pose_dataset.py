@@ -65,12 +65,14 @@ RESOLUTIONS = ((256, 192), (192, 256), (224, 224), (240, 160))
 # --------------------------------------------------------------------------------------------
 # backgrounds
 # --------------------------------------------------------------------------------------------
-def background_crop(rng: np.random.Generator, width: int, height: int):
-    """A random crop of a scikit-image sample photo resized to ``(height, width, 3)`` float in [0, 1]."""
+def background_crop(rng: np.random.Generator, width: int, height: int, name: str | None = None):
+    """A random crop of a scikit-image sample photo (``name``, default a random one) resized to
+    ``(height, width, 3)`` float in [0, 1]."""
     import skimage.data
     from PIL import Image
 
-    name = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
+    if name is None:
+        name = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
     image = np.asarray(getattr(skimage.data, name)())
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
@@ -135,13 +137,15 @@ def _add_mesh(name: str, vertices: np.ndarray, faces: np.ndarray):
     return obj
 
 
-def _material(rng: np.random.Generator, name: str):
+def _material(rng: np.random.Generator, name: str, colour=None):
     """Principled material with a two-tone noise texture on generated (bbox-normalised)
     coordinates, so the pattern scale does not depend on the mesh units."""
     import bpy
 
     palette = PALETTES[name]
     base = np.asarray(palette[rng.integers(len(palette))]) * rng.uniform(0.8, 1.2, size=3)
+    if colour is not None:
+        base = np.asarray(colour, dtype=np.float64)
     second = np.clip(base * rng.uniform(0.4, 0.8) + rng.uniform(0.0, 0.08, size=3), 0, 1)
     mat = bpy.data.materials.new(f"{name}_material")
     mat.use_nodes = True
@@ -204,7 +208,7 @@ def _camera(scene, pose: dict, radius: float):
     return cam
 
 
-def render_rgba(name, vertices, faces, pose, *, width, height, samples, denoise, seed, rng):
+def render_rgba(name, vertices, faces, pose, *, width, height, samples, denoise, seed, rng, colour=None):
     """Render the mesh at ``pose`` with a transparent film: ``(H, W, 4)`` float in [0, 1]
     (straight alpha)."""
     import bpy
@@ -213,7 +217,7 @@ def render_rgba(name, vertices, faces, pose, *, width, height, samples, denoise,
     scene = _reset_scene(width, height, samples, denoise)
     scene.cycles.seed = int(seed)
     obj = _add_mesh(name, vertices, faces)
-    obj.data.materials.append(_material(rng, name))
+    obj.data.materials.append(_material(rng, name, colour))
     _lights(rng, scene)
     _camera(scene, pose, meshes.mesh_radius(vertices))
     with tempfile.TemporaryDirectory() as tmp:
@@ -374,7 +378,7 @@ def build_demo(out: Path, samples: int, seed: int) -> None:
     from PIL import Image
 
     out.mkdir(parents=True, exist_ok=True)
-    v, f = meshes.chair(units="m")
+    v, f = meshes.chair(units="m", segments=12)
     obj_path = out / "demo_chair.obj"
     meshes.write_obj(obj_path, v, f, precision=5)
     v, f = meshes.read_obj(obj_path)  # render exactly what is shipped
@@ -389,8 +393,8 @@ def build_demo(out: Path, samples: int, seed: int) -> None:
         pose["distance"] *= fill / target
     pose["distance"] = round(pose["distance"], 4)
     rgba = render_rgba("chair", v, f, pose, width=width, height=height, samples=samples,
-                       denoise=True, seed=seed, rng=rng)
-    background, bg_info = background_crop(np.random.default_rng(seed + 1), width, height)
+                       denoise=True, seed=seed, rng=rng, colour=(0.40, 0.18, 0.06))
+    background, bg_info = background_crop(np.random.default_rng(seed + 1), width, height, name="rocket")
     alpha = rgba[..., 3:4]
     rgb = (np.clip(rgba[..., :3] * alpha + background * (1 - alpha), 0, 1) * 255).round().astype(np.uint8)
     mask = (alpha[..., 0] >= 0.5).astype(np.uint8) * 255

@@ -214,3 +214,35 @@ def test_radius_and_bbox_helpers():
     np.testing.assert_allclose(meshes.bbox_center(v), [0, 1, 1])
     with pytest.raises(ValueError):
         meshes.mesh_radius(np.zeros((0, 3)))
+
+
+def test_demo_assets_are_small_and_consistent_with_the_camera_convention():
+    import json
+    from pathlib import Path
+
+    import torch
+    from PIL import Image
+
+    from torch_backend import camera
+
+    data = Path(meshes.__file__).resolve().parent / "data"
+    truth = json.loads((data / "demo_truth.json").read_text())
+    files = [data / truth[key] for key in ("photo", "mask", "mesh")] + [data / "demo_truth.json"]
+    assert sum(f.stat().st_size for f in files) < 300_000
+    v, f = meshes.read_obj(data / truth["mesh"])
+    assert 100 <= len(f) <= 1000
+    photo = Image.open(data / truth["photo"])
+    mask = np.asarray(Image.open(data / truth["mask"])) > 127
+    assert photo.mode == "RGB" and photo.size == (truth["width"], truth["height"]) == mask.shape[::-1]
+    ys, xs = np.nonzero(mask)
+    assert [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] == truth["bbox"]
+    # the shipped mesh projected at the true pose covers the rendered mask's box (Cycles agrees
+    # with torch_backend.camera to pixel rounding)
+    pixels = camera.project_points(
+        torch.from_numpy(v), azimuth=truth["azimuth"], elevation=truth["elevation"],
+        distance=truth["distance"], roll=truth["roll"], shift_x=truth["shift_x"],
+        shift_y=truth["shift_y"], lens_mm=truth["lens_mm"], sensor_width_mm=truth["sensor_width_mm"],
+        sensor_fit=truth["sensor_fit"], resolution=(truth["width"], truth["height"]),
+    ).numpy()
+    projected = np.concatenate([pixels.min(axis=0), pixels.max(axis=0)])
+    np.testing.assert_allclose(projected, truth["bbox"], atol=1.5)
