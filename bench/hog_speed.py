@@ -1,0 +1,208 @@
+"""HOG speed: gradhog (torch) against scikit-image and OpenCV, in one run, as a markdown table.
+
+    python bench/hog_speed.py            # full table (a few minutes on 2 cores)
+    python bench/hog_speed.py --quick    # smoke run: one small size, few repetitions
+    python bench/hog_speed.py --markdown docs/hog_speed.md   # also write the table there
+
+Every figure is the median wall time of repeated calls in this process, so the ratios compare
+methods under the same machine load. Inputs are gray images (``skimage.data.camera()`` resized,
+plus a little noise per batch item): float32 ``(B, 1, H, W)`` for gradhog's ``hog``, ``(B, H, W)``
+for ``skimage_hog``, float32 ``(H, W)`` for ``skimage.feature.hog`` and uint8 for
+``cv2.HOGDescriptor`` (it accepts nothing else); the peers loop over the batch. Settings:
+gradhog ``uoctti``/``dalal`` with cell 8 and 9 bins; ``skimage.feature.hog`` and ``skimage_hog``
+with their defaults (9 orientations, 8x8 cells, 3x3 blocks, L2-Hys); OpenCV with Dalal-Triggs'
+window = image, 16x16 blocks, stride 8, 8x8 cells, 9 bins. "fwd+bwd" is ``features.sum()``'s
+backward pass to the image on top of the forward; the peers have no backward.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+
+SIZES = [(128, 128), (256, 256), (480, 640)]
+BATCHES = [1, 8]
+
+
+def _base_image(height: int, width: int) -> np.ndarray:
+    from skimage import data
+
+    camera = torch.from_numpy(data.camera().astype(np.float32) / 255.0)[None, None]
+    resized = torch.nn.functional.interpolate(
+        camera, size=(height, width), mode="bilinear", align_corners=False
+    )
+    return resized[0, 0].numpy()
+
+
+def _batch(height: int, width: int, batch: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    base = _base_image(height, width)
+    noise = rng.normal(scale=0.02, size=(batch, height, width)).astype(np.float32)
+    return np.clip(base[None] + noise, 0.0, 1.0)
+
+
+def _median_seconds(fn, budget_s: float, min_reps: int, max_reps: int) -> float:
+    fn()  # warm-up: allocator, lazy imports, OpenCV's first-call setup
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_reps or (
+        len(times) < max_reps and time.perf_counter() - start < budget_s
+    ):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _methods(images: np.ndarray):
+    """name -> (forward, forward_backward or None) closures over one batch of images."""
+    import cv2
+    from skimage.feature import hog as skimage_feature_hog
+
+    from torch_backend.hog_skimage import skimage_hog
+
+    batch, height, width = images.shape
+    x_bchw = torch.from_numpy(images).unsqueeze(1)
+    x_bhw = torch.from_numpy(images)
+    images_uint8 = [np.ascontiguousarray((image * 255).round().astype(np.uint8)) for image in images]
+    descriptor = cv2.HOGDescriptor(
+        (width // 8 * 8, height // 8 * 8), (16, 16), (8, 8), (8, 8), 9
+    )
+
+    def fwd_bwd(call, x):
+        def run():
+            leaf = x.clone().requires_grad_(True)
+            call(leaf).sum().backward()
+
+        return run
+
+    def no_grad(call, x):
+        def run():
+            with torch.no_grad():
+                call(x)
+
+        return run
+
+    methods = {}
+    try:
+        from torch_backend.hog import hog as gradhog
+    except ImportError as error:  # hog.py not there yet: still benchmark the rest
+        print(f"# torch_backend.hog not importable ({error}); skipping uoctti/dalal", file=sys.stderr)
+    else:
+        for variant in ("uoctti", "dalal"):
+            call = lambda x, variant=variant: gradhog(x, variant)  # noqa: E731
+            methods[f"gradhog {variant}"] = (no_grad(call, x_bchw), fwd_bwd(call, x_bchw))
+    methods["gradhog skimage_hog"] = (no_grad(skimage_hog, x_bhw), fwd_bwd(skimage_hog, x_bhw))
+    methods["skimage.feature.hog"] = (lambda: [skimage_feature_hog(im) for im in images], None)
+    methods["cv2.HOGDescriptor"] = (lambda: [descriptor.compute(im) for im in images_uint8], None)
+    return methods
+
+
+def _fmt_ms(seconds) -> str:
+    return "—" if seconds is None else f"{seconds * 1e3:.2f}"
+
+
+def _fmt_ratio(numerator, denominator) -> str:
+    if numerator is None or denominator is None:
+        return "—"
+    return f"{numerator / denominator:.2f}×"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 128x128, batch 1 and 2")
+    parser.add_argument("--markdown", metavar="PATH", help="also write the table to this file")
+    args = parser.parse_args(argv)
+
+    import cv2
+
+    default_torch_threads = torch.get_num_threads()
+    default_cv2_threads = cv2.getNumThreads()
+    sizes, batches = (SIZES[:1], [1, 2]) if args.quick else (SIZES, BATCHES)
+    budget_s, min_reps, max_reps = (0.2, 2, 5) if args.quick else (1.0, 5, 30)
+    thread_settings = [(1, 1), (default_torch_threads, default_cv2_threads)]
+
+    header = (
+        "| image | batch | threads | method | fwd ms | fwd+bwd ms | fwd / skimage fwd "
+        "| fwd / cv2 fwd | fwd+bwd / cv2 fwd |"
+    )
+    lines = [header, "|" + "|".join("---" for _ in range(header.count("|") - 1)) + "|"]
+    targets = []
+    for torch_threads, cv2_threads in thread_settings:
+        torch.set_num_threads(torch_threads)
+        cv2.setNumThreads(cv2_threads)
+        threads = f"torch {torch_threads} / cv2 {cv2_threads}"
+        for height, width in sizes:
+            for batch in batches:
+                images = _batch(height, width, batch)
+                timings = {}
+                for name, (forward, forward_backward) in _methods(images).items():
+                    fwd = _median_seconds(forward, budget_s, min_reps, max_reps)
+                    both = (
+                        None
+                        if forward_backward is None
+                        else _median_seconds(forward_backward, budget_s, min_reps, max_reps)
+                    )
+                    timings[name] = (fwd, both)
+                sk_fwd = timings["skimage.feature.hog"][0]
+                cv_fwd = timings["cv2.HOGDescriptor"][0]
+                for name, (fwd, both) in timings.items():
+                    lines.append(
+                        f"| {height}×{width} | {batch} | {threads} | {name} | {_fmt_ms(fwd)} "
+                        f"| {_fmt_ms(both)} | {_fmt_ratio(fwd, sk_fwd)} | {_fmt_ratio(fwd, cv_fwd)} "
+                        f"| {_fmt_ratio(both, cv_fwd)} |"
+                    )
+                    print(lines[-1], flush=True)
+                if "gradhog uoctti" in timings:
+                    fwd, both = timings["gradhog uoctti"]
+                    if (height, width) == (480, 640):
+                        ratio = fwd / sk_fwd
+                        targets.append(
+                            f"uoctti fwd {height}×{width} B={batch} ({threads}): {ratio:.2f}× "
+                            f"skimage (target ≤ 0.5×) {'MET' if ratio <= 0.5 else 'MISSED'}"
+                        )
+                    if (height, width) == (128, 128):
+                        for variant in ("uoctti", "dalal"):
+                            ratio = timings[f"gradhog {variant}"][1] / cv_fwd
+                            targets.append(
+                                f"{variant} fwd+bwd {height}×{width} B={batch} ({threads}): "
+                                f"{ratio:.2f}× cv2 fwd (target ≤ 6×) "
+                                f"{'MET' if ratio <= 6 else 'MISSED'}"
+                            )
+    torch.set_num_threads(default_torch_threads)
+    cv2.setNumThreads(default_cv2_threads)
+
+    command = "python bench/hog_speed.py" + (" --quick" if args.quick else "")
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    machine = (
+        f"{platform.processor() or platform.machine()}, {default_torch_threads} torch threads by "
+        f"default, torch {torch.__version__}, OpenCV {cv2.__version__}"
+    )
+    print()
+    print("\n".join(lines))
+    print()
+    for target in targets:
+        print("- " + target)
+    if args.markdown:
+        import skimage
+
+        with open(args.markdown, "w", encoding="utf-8") as handle:
+            handle.write("# HOG speed\n\n")
+            handle.write(f"Command: `{command}` — run {stamp} on {machine}, "
+                         f"scikit-image {skimage.__version__}.\n\n")
+            handle.write(__doc__.split("\n\n", 2)[2].strip() + "\n\n")
+            handle.write("\n".join(lines) + "\n\n")
+            if targets:
+                handle.write("Targets (issue 2):\n\n")
+                handle.write("\n".join("- " + target for target in targets) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
