@@ -14,10 +14,51 @@ bl_info = {
     "category": "Camera",
 }
 
+# Registered classes, in order (PropertyGroups before the properties that point at them).
+_registered: list = []
+
+
+def _modules():
+    from . import operators, panel, properties
+
+    modules = [properties, operators, panel]
+    try:
+        from . import preferences
+    except ImportError as error:  # written in parallel; the add-on works without it
+        print(f"GradHOG: preferences unavailable ({error})")
+    else:
+        modules.insert(0, preferences)
+    return modules
+
 
 def register():
     """Register the add-on's classes and scene properties (called by Blender)."""
+    import bpy
+
+    if _registered:  # registered twice without unregister in between: start clean
+        unregister()
+    try:
+        from . import deps
+
+        deps.ensure_torch_path(__package__)  # a PyTorch installed from the preferences
+    except Exception as error:  # never block registration: the panel says how to install torch
+        print(f"GradHOG: could not add the PyTorch folder to sys.path ({error})")
+    for module in _modules():
+        for cls in module.classes:
+            bpy.utils.register_class(cls)
+            _registered.append(cls)
+        if hasattr(module, "register"):
+            module.register()
 
 
 def unregister():
     """Remove everything :func:`register` added (called by Blender)."""
+    import bpy
+
+    from . import properties
+
+    if hasattr(bpy.types.Scene, "gradhog"):
+        properties.unregister()
+    for cls in reversed(_registered):
+        bpy.utils.unregister_class(cls)
+    _registered.clear()

@@ -37,6 +37,12 @@ class AlignCancelled(AlignError):
 def load_backend(name: str):
     """``torch_backend.<name>``, or :class:`AlignError` telling how to install PyTorch."""
     try:
+        from . import deps
+
+        deps.ensure_torch_path(__package__)  # a PyTorch installed from the add-on preferences
+    except ImportError:
+        pass
+    try:
         import torch  # noqa: F401  (the most common missing piece, named in the message)
     except ImportError:
         raise AlignError(TORCH_MISSING) from None

@@ -39,10 +39,16 @@ def load_image(path: str) -> bpy.types.Image | None:
     absolute = bpy.path.abspath(path)
     if not os.path.isfile(absolute):
         return None
+    already_loaded = {image.as_pointer() for image in bpy.data.images}
     try:
-        return bpy.data.images.load(absolute, check_existing=True)
+        image = bpy.data.images.load(absolute, check_existing=True)
     except RuntimeError:  # Blender cannot decode it
         return None
+    if image.size[0] == 0 or image.size[1] == 0:  # loaded lazily: a broken file shows up here
+        if image.as_pointer() not in already_loaded:
+            bpy.data.images.remove(image)
+        return None
+    return image
 
 
 def image_pixels(image: bpy.types.Image) -> np.ndarray:
@@ -55,7 +61,7 @@ def image_pixels(image: bpy.types.Image) -> np.ndarray:
     channels = image.channels
     if width == 0 or height == 0:
         where = bpy.path.abspath(image.filepath) if image.filepath else "no file"
-        raise SceneError(f"photo {image.name!r} cannot be read ({where})")
+        raise SceneError(f"cannot read the photo {image.name!r} ({where})")
     flat = np.empty(width * height * channels, dtype=np.float32)
     image.pixels.foreach_get(flat)
     pixels = flat.reshape(height, width, channels)[::-1]  # Blender stores the bottom row first

@@ -1,0 +1,603 @@
+"""Operators of the GradHOG panel: thin wrappers over :mod:`blender_gradhog.api`.
+
+The Align Camera operator is modal: Blender data is gathered and the coarse views are rendered on
+the main thread, the torch work runs on a worker thread (no ``bpy`` there), a timer pumps its
+progress into the window manager's progress bar and the header, and the camera is written on the
+main thread at the end as one undo step. Esc or right-click cancels and nothing is changed.
+"""
+from __future__ import annotations
+
+import threading
+import traceback
+
+import bpy
+import numpy as np
+from bpy.props import BoolProperty, IntProperty, StringProperty
+
+from . import api, properties, scene as blender_scene
+
+HEADER_TEXT = "Aligning… Esc to cancel"
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers shared by the operators
+# --------------------------------------------------------------------------------------------
+
+def settings_of(context):
+    return context.scene.gradhog
+
+
+def target_camera(context):
+    """The camera the panel aligns: the chosen one, else the scene camera (None if neither)."""
+    settings = settings_of(context)
+    return settings.camera or context.scene.camera
+
+
+def photo_of(settings):
+    """The photo input: the image datablock if set, else the file path (may be empty)."""
+    return settings.photo_image if settings.photo_image is not None else settings.photo_path
+
+
+def prepare_kwargs(context) -> dict:
+    """``api.prepare`` keyword arguments from the panel settings."""
+    settings = settings_of(context)
+    options = {
+        "scene": context.scene,
+        "bbox": tuple(settings.box) if settings.use_box else None,
+        "mask_source": settings.mask_source,
+        "mask": settings.mask_image if settings.mask_source == 'IMAGE' else None,
+        "top_k": settings.top_k,
+        "device": settings.device,
+        "seed": settings.seed,
+        "lock_focal_length": settings.lock_focal_length,
+        "iterations": settings.iterations,
+        "starts": settings.starts,
+    }
+    try:
+        pose = api.load_backend("pose")
+    except api.AlignError:
+        return options
+    if api.backend_accepts(pose, "hog_variant"):
+        options["hog_variant"] = settings.hog_variant
+    return options
+
+
+def prepare_job(context) -> api.AlignJob:
+    """Check the inputs and gather everything (main thread); raises :class:`api.AlignError`."""
+    settings = settings_of(context)
+    if settings.photo_image is None and not settings.photo_path:
+        raise api.AlignError("no photo: choose the reference photo first")
+    if settings.target is None:
+        raise api.AlignError("no target object: pick the mesh seen in the photo")
+    camera = target_camera(context)
+    if camera is None:
+        raise api.AlignError("no camera: pick one or click New Camera")
+    return api.prepare(photo_of(settings), settings.target, camera,
+                       depsgraph=context.evaluated_depsgraph_get(), **prepare_kwargs(context))
+
+
+def store_results(settings, result: dict, job: api.AlignJob) -> None:
+    """Show ``result`` in the panel and keep its candidates for one-click re-application."""
+    properties._applying_candidate = True
+    try:
+        settings.has_result = True
+        settings.result_azimuth = result["azimuth"]
+        settings.result_elevation = result["elevation"]
+        settings.result_distance = result["distance"]
+        settings.result_roll = result["roll"]
+        settings.result_score = result["score"]
+        settings.result_seconds = result["seconds"]
+        settings.result_camera = bpy.data.objects.get(result["camera"])
+        settings.result_target = bpy.data.objects.get(job.object_name)
+        settings.result_lens = result["lens_mm"]
+        settings.result_sensor_width = result["sensor_width_mm"]
+        settings.result_width, settings.result_height = result["resolution"]
+        settings.candidates.clear()
+        for values in result["candidates"]:
+            item = settings.candidates.add()
+            for name in ("azimuth", "elevation", "distance", "roll", "shift_x", "shift_y", "score"):
+                setattr(item, name, values[name])
+        settings.active_candidate = 0
+    finally:
+        properties._applying_candidate = False
+
+
+def apply_candidate(context, index: int) -> str | None:
+    """Place the last run's camera at candidate ``index``; returns an error message or None."""
+    settings = settings_of(context)
+    if not (0 <= index < len(settings.candidates)):
+        return f"no candidate {index + 1}"
+    camera, target = settings.result_camera, settings.result_target
+    if camera is None or target is None:
+        return "the camera or object of the last alignment no longer exists"
+    item = settings.candidates[index]
+    values = {name: getattr(item, name) for name in
+              ("azimuth", "elevation", "distance", "roll", "shift_x", "shift_y")}
+    try:
+        frame = api.current_frame(target)
+        api.place_camera(camera, context.scene, frame, values, lens_mm=settings.result_lens,
+                         sensor_width_mm=settings.result_sensor_width, sensor_fit=camera.data.sensor_fit,
+                         width=settings.result_width, height=settings.result_height,
+                         photo=settings.photo_image, score=item.score)
+    except api.AlignError as error:
+        return str(error)
+    settings.result_azimuth, settings.result_elevation = item.azimuth, item.elevation
+    settings.result_distance, settings.result_roll, settings.result_score = item.distance, item.roll, item.score
+    return None
+
+
+class AlignWorker:
+    """Runs :func:`api.solve` on a thread; the main thread polls ``progress``/``message``/``done``."""
+
+    def __init__(self, job: api.AlignJob):
+        self.job = job
+        self.progress = 0.0
+        self.message = "starting"
+        self.result = None
+        self.error: api.AlignError | None = None
+        self._cancel = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="gradhog-align", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def cancel(self) -> None:
+        """Ask the worker to stop at its next progress report (it raises ``Cancelled`` there)."""
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def _report(self, progress: float, message: str) -> bool:
+        self.progress, self.message = float(progress), str(message)
+        return not self._cancel.is_set()
+
+    def _run(self) -> None:  # worker thread: torch only, never bpy
+        try:
+            self.result = api.solve(self.job, self._report)
+        except api.AlignError as error:
+            self.error = error
+        except Exception as error:  # a bug: keep the traceback for the console, a line for the user
+            traceback.print_exc()
+            self.error = api.AlignError(f"alignment failed: {type(error).__name__}: {error}")
+
+
+def _redraw_sidebars(context) -> None:
+    screen = context.screen
+    for area in (screen.areas if screen else ()):
+        if area.type == 'VIEW_3D':
+            area.tag_redraw()
+
+
+# --------------------------------------------------------------------------------------------
+# Align Camera
+# --------------------------------------------------------------------------------------------
+
+class GRADHOG_OT_align_camera(bpy.types.Operator):
+    """Align the camera to the photo: find the viewpoint from which the object looks as in the photo"""
+
+    bl_idname = "gradhog.align_camera"
+    bl_label = "Align Camera"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    _worker: AlignWorker | None = None
+    _timer = None
+    _area = None
+
+    @classmethod
+    def poll(cls, context):
+        return context.scene is not None and hasattr(context.scene, "gradhog")
+
+    def execute(self, context):
+        """Synchronous run (scripts, background mode, Redo panel)."""
+        try:
+            job = prepare_job(context)
+            result = api.solve(job)
+        except api.AlignError as error:
+            self.report({'ERROR'}, str(error))
+            return {'CANCELLED'}
+        return self._finish_with(context, job, result)
+
+    def invoke(self, context, event):
+        if bpy.app.background or context.window is None:
+            return self.execute(context)
+        try:
+            job = prepare_job(context)  # main thread: scene data + Workbench coarse views
+        except api.AlignError as error:
+            self.report({'ERROR'}, str(error))
+            return {'CANCELLED'}
+        self._worker = AlignWorker(job)
+        self._worker.start()
+        window_manager = context.window_manager
+        self._timer = window_manager.event_timer_add(0.1, window=context.window)
+        window_manager.progress_begin(0, 100)
+        self._area = context.area
+        if self._area is not None:
+            self._area.header_text_set(HEADER_TEXT)
+        if context.workspace is not None:
+            context.workspace.status_text_set(HEADER_TEXT)
+        window_manager.modal_handler_add(self)
+        return {'RUNNING_MODAL'}
+
+    def modal(self, context, event):
+        worker = self._worker
+        if event.type in {'ESC', 'RIGHTMOUSE'} and event.value == 'PRESS':
+            worker.cancel()
+            worker.wait(timeout=30.0)
+            self._cleanup(context)
+            self.report({'WARNING'}, "Alignment cancelled: the camera was not changed")
+            return {'CANCELLED'}
+        if event.type != 'TIMER' or event.timer is not self._timer:
+            return {'PASS_THROUGH'}
+        context.window_manager.progress_update(int(100 * min(max(worker.progress, 0.0), 1.0)))
+        text = f"{HEADER_TEXT} — {worker.message} ({100 * worker.progress:.0f} %)"
+        if self._area is not None:
+            self._area.header_text_set(text)
+        if not worker.done:
+            return {'RUNNING_MODAL'}
+        self._cleanup(context)
+        if worker.error is not None:
+            self.report({'ERROR'}, str(worker.error))
+            return {'CANCELLED'}
+        return self._finish_with(context, worker.job, worker.result)
+
+    def cancel(self, context):
+        """Blender cancels the operator (window closed, file loaded): stop the worker, change nothing."""
+        if self._worker is not None:
+            self._worker.cancel()
+            self._worker.wait(timeout=30.0)
+        self._cleanup(context)
+
+    def _cleanup(self, context) -> None:
+        window_manager = context.window_manager
+        if self._timer is not None:
+            window_manager.event_timer_remove(self._timer)
+            self._timer = None
+        window_manager.progress_end()
+        if self._area is not None:
+            self._area.header_text_set(None)
+            self._area = None
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
+
+    def _finish_with(self, context, job, result):
+        try:
+            values = api.apply(job, result)
+        except api.AlignError as error:
+            self.report({'ERROR'}, str(error))
+            return {'CANCELLED'}
+        settings = settings_of(context)
+        store_results(settings, values, job)
+        if settings.camera is None and context.scene.camera is None:
+            settings.camera = bpy.data.objects.get(values["camera"])
+        _redraw_sidebars(context)
+        self.report({'INFO'}, "Camera aligned: azimuth {azimuth:.1f}°, elevation {elevation:.1f}°, "
+                    "distance {distance:.3g}, roll {roll:.1f}°, score {score:.3f} in {seconds:.1f} s"
+                    .format(**values))
+        return {'FINISHED'}
+
+
+# --------------------------------------------------------------------------------------------
+# Candidates, camera, photo
+# --------------------------------------------------------------------------------------------
+
+class GRADHOG_OT_apply_candidate(bpy.types.Operator):
+    """Place the camera at this candidate pose"""
+
+    bl_idname = "gradhog.apply_candidate"
+    bl_label = "Apply Candidate"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    index: IntProperty(name="Candidate", min=0)
+
+    def execute(self, context):
+        error = apply_candidate(context, self.index)
+        if error:
+            self.report({'ERROR'}, error)
+            return {'CANCELLED'}
+        properties._applying_candidate = True
+        try:
+            settings_of(context).active_candidate = self.index
+        finally:
+            properties._applying_candidate = False
+        return {'FINISHED'}
+
+
+class GRADHOG_OT_new_camera(bpy.types.Operator):
+    """Add a camera to the scene and align that one (it becomes the scene camera if there is none)"""
+
+    bl_idname = "gradhog.new_camera"
+    bl_label = "New Camera"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    def execute(self, context):
+        camera = blender_scene.new_camera(context.scene)
+        settings_of(context).camera = camera
+        self.report({'INFO'}, f"Added camera {camera.name!r}")
+        return {'FINISHED'}
+
+
+class GRADHOG_OT_open_photo(bpy.types.Operator):
+    """Open the reference photo of the object"""
+
+    bl_idname = "gradhog.open_photo"
+    bl_label = "Open Photo"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    filepath: StringProperty(subtype='FILE_PATH')
+    filter_image: BoolProperty(default=True, options={'HIDDEN', 'SKIP_SAVE'})
+    filter_folder: BoolProperty(default=True, options={'HIDDEN', 'SKIP_SAVE'})
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {'RUNNING_MODAL'}
+
+    def execute(self, context):
+        image = blender_scene.load_image(self.filepath)
+        if image is None:
+            self.report({'ERROR'}, f"Cannot read the photo {self.filepath}")
+            return {'CANCELLED'}
+        settings = settings_of(context)
+        settings.photo_image = image
+        settings.photo_path = self.filepath
+        return {'FINISHED'}
+
+
+# --------------------------------------------------------------------------------------------
+# Draw Box: drag a rectangle over the photo in the camera view
+# --------------------------------------------------------------------------------------------
+
+def camera_frame_in_region(context, camera):
+    """``(left, bottom, right, top)`` of the camera frame in region pixels, or None."""
+    from bpy_extras.view3d_utils import location_3d_to_region_2d
+
+    corners = [camera.matrix_world @ corner for corner in camera.data.view_frame(scene=context.scene)]
+    points = [location_3d_to_region_2d(context.region, context.region_data, c) for c in corners]
+    if any(p is None for p in points):
+        return None
+    xs, ys = [p.x for p in points], [p.y for p in points]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def region_to_photo(frame, point, photo_size):
+    """Region pixel ``point`` -> photo pixel (origin top-left) through the camera ``frame``."""
+    left, bottom, right, top = frame
+    width, height = photo_size
+    u = (point[0] - left) / max(right - left, 1e-9)
+    v = (top - point[1]) / max(top - bottom, 1e-9)
+    return min(max(u, 0.0), 1.0) * width, min(max(v, 0.0), 1.0) * height
+
+
+def _uniform_color_shader():
+    import gpu
+
+    for name in ('UNIFORM_COLOR', '2D_UNIFORM_COLOR'):  # renamed in 4.0
+        try:
+            return gpu.shader.from_builtin(name)
+        except (ValueError, SystemError):
+            continue
+    return None
+
+
+class GRADHOG_OT_draw_box(bpy.types.Operator):
+    """Drag a box around the object over the photo in the camera view (Esc cancels)"""
+
+    bl_idname = "gradhog.draw_box"
+    bl_label = "Draw Box"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    _start = None
+    _end = None
+    _handle = None
+
+    @classmethod
+    def poll(cls, context):
+        region_data = getattr(context, "region_data", None)
+        return (context.area is not None and context.area.type == 'VIEW_3D' and region_data is not None
+                and region_data.view_perspective == 'CAMERA')
+
+    def invoke(self, context, event):
+        settings = settings_of(context)
+        camera = context.scene.camera
+        if settings.photo_image is None or camera is None:
+            self.report({'ERROR'}, "Draw Box needs a photo and a scene camera (look through it: Numpad 0)")
+            return {'CANCELLED'}
+        width, height = settings.photo_image.size
+        if width == 0 or height == 0:
+            self.report({'ERROR'}, f"Cannot read the photo {settings.photo_image.name!r}")
+            return {'CANCELLED'}
+        # The box is drawn over the photo, so show it as the camera background at its own aspect.
+        render = context.scene.render
+        if (render.resolution_x, render.resolution_y) != (width, height):
+            render.resolution_x, render.resolution_y = width, height
+            render.pixel_aspect_x = render.pixel_aspect_y = 1.0
+        data = camera.data
+        if not any(bg.image == settings.photo_image for bg in data.background_images):
+            background = data.background_images.new()
+            background.image = settings.photo_image
+            background.frame_method = 'FIT'
+        data.show_background_images = True
+        self._handle = bpy.types.SpaceView3D.draw_handler_add(self._draw, (context,), 'WINDOW', 'POST_PIXEL')
+        context.window_manager.modal_handler_add(self)
+        context.area.header_text_set("Draw Box: drag around the object, Esc to cancel")
+        return {'RUNNING_MODAL'}
+
+    def modal(self, context, event):
+        context.area.tag_redraw()
+        if event.type in {'ESC', 'RIGHTMOUSE'}:
+            self._finish(context)
+            return {'CANCELLED'}
+        if event.type == 'LEFTMOUSE' and event.value == 'PRESS':
+            self._start = self._end = (event.mouse_region_x, event.mouse_region_y)
+        elif event.type == 'MOUSEMOVE' and self._start is not None:
+            self._end = (event.mouse_region_x, event.mouse_region_y)
+        elif event.type == 'LEFTMOUSE' and event.value == 'RELEASE' and self._start is not None:
+            self._end = (event.mouse_region_x, event.mouse_region_y)
+            return self._commit(context)
+        return {'RUNNING_MODAL'}
+
+    def _commit(self, context):
+        settings = settings_of(context)
+        frame = camera_frame_in_region(context, context.scene.camera)
+        self._finish(context)
+        if frame is None:
+            self.report({'ERROR'}, "The camera frame is not visible")
+            return {'CANCELLED'}
+        size = tuple(settings.photo_image.size)
+        x0, y0 = region_to_photo(frame, self._start, size)
+        x1, y1 = region_to_photo(frame, self._end, size)
+        box = (round(min(x0, x1)), round(min(y0, y1)), round(max(x0, x1)), round(max(y0, y1)))
+        if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+            self.report({'WARNING'}, "Box too small: drag around the object")
+            return {'CANCELLED'}
+        settings.box = box
+        settings.use_box = True
+        self.report({'INFO'}, "Box: {} {} {} {} (pixels)".format(*box))
+        return {'FINISHED'}
+
+    def _finish(self, context):
+        if self._handle is not None:
+            bpy.types.SpaceView3D.draw_handler_remove(self._handle, 'WINDOW')
+            self._handle = None
+        if context.area is not None:
+            context.area.header_text_set(None)
+            context.area.tag_redraw()
+
+    def _draw(self, context):
+        if self._start is None or self._end is None:
+            return
+        import gpu
+        from gpu_extras.batch import batch_for_shader
+
+        shader = _uniform_color_shader()
+        if shader is None:
+            return
+        (x0, y0), (x1, y1) = self._start, self._end
+        corners = ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
+        batch = batch_for_shader(shader, 'LINES', {"pos": [corners[i % 4] for i in (0, 1, 1, 2, 2, 3, 3, 0)]})
+        gpu.state.line_width_set(2.0)
+        shader.bind()
+        shader.uniform_float("color", (1.0, 0.6, 0.1, 1.0))
+        batch.draw(shader)
+        gpu.state.line_width_set(1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Preview HOG and Pre-image: pictures of what the descriptor sees, as images in bpy.data
+# --------------------------------------------------------------------------------------------
+
+def show_picture(context, name: str, picture: np.ndarray) -> bpy.types.Image:
+    """Store a gray ``(H, W)`` picture in ``bpy.data.images[name]`` and show it in an open Image Editor."""
+    height, width = picture.shape
+    image = bpy.data.images.get(name)
+    if image is not None and tuple(image.size) != (width, height):
+        bpy.data.images.remove(image)
+        image = None
+    if image is None:
+        image = bpy.data.images.new(name, width, height, alpha=False, float_buffer=False)
+    gray = np.clip(picture, 0.0, 1.0)[::-1]  # Blender stores the bottom row first
+    rgba = np.concatenate([np.repeat(gray[..., None], 3, axis=-1), np.ones((height, width, 1))], axis=-1)
+    image.pixels.foreach_set(rgba.astype(np.float32).ravel())
+    image.update()
+    screen = context.screen
+    for area in (screen.areas if screen else ()):
+        if area.type == 'IMAGE_EDITOR':
+            area.spaces.active.image = image
+            area.tag_redraw()
+            break
+    return image
+
+
+def _photo_gray(context) -> np.ndarray:
+    settings = settings_of(context)
+    try:
+        image = api.resolve_photo(photo_of(settings))
+        rgba = blender_scene.image_pixels(image)
+    except blender_scene.SceneError as error:
+        raise api.AlignError(str(error)) from None
+    if settings.use_box:
+        x0, y0, x1, y1 = (int(v) for v in settings.box)
+        if x1 - x0 >= 16 and y1 - y0 >= 16:
+            rgba = rgba[y0:y1, x0:x1]
+    return rgba[..., 0] * 0.299 + rgba[..., 1] * 0.587 + rgba[..., 2] * 0.114
+
+
+def _limit_size(gray: np.ndarray, longest: int) -> np.ndarray:
+    height, width = gray.shape
+    step = max(1, int(np.ceil(max(height, width) / longest)))
+    return gray[::step, ::step]
+
+
+def _hog_variant(settings) -> str:
+    return settings.hog_variant if settings.hog_variant in ('uoctti', 'dalal') else 'uoctti'
+
+
+class GRADHOG_OT_preview_hog(bpy.types.Operator):
+    """Show the photo's HOG as star glyphs (image "GradHOG HOG", shown in an open Image Editor)"""
+
+    bl_idname = "gradhog.preview_hog"
+    bl_label = "Preview HOG"
+
+    def execute(self, context):
+        try:
+            hog = api.load_backend("hog")
+            import torch
+
+            gray = _limit_size(_photo_gray(context), 480)
+            variant = _hog_variant(settings_of(context))
+            features = hog.hog(torch.from_numpy(np.ascontiguousarray(gray))[None, None], variant)
+            picture = hog.hog_glyphs(features, variant, glyph_size=11)
+        except (api.AlignError, ValueError) as error:
+            self.report({'ERROR'}, str(error))
+            return {'CANCELLED'}
+        image = show_picture(context, "GradHOG HOG", picture)
+        self.report({'INFO'}, f"HOG glyphs in image {image.name!r}")
+        return {'FINISHED'}
+
+
+class GRADHOG_OT_preimage(bpy.types.Operator):
+    """Reconstruct an image from the photo's HOG alone: what HOG sees (image "GradHOG Pre-image")"""
+
+    bl_idname = "gradhog.preimage"
+    bl_label = "Pre-image"
+
+    iterations: IntProperty(name="Iterations", default=150, min=1, max=2000)
+
+    def execute(self, context):
+        try:
+            hog = api.load_backend("hog")
+            invert = api.load_backend("invert")
+            import torch
+
+            gray = _limit_size(_photo_gray(context), 160)
+            variant = _hog_variant(settings_of(context))
+            tensor = torch.from_numpy(np.ascontiguousarray(gray, dtype=np.float32))[None, None]
+            features = hog.hog(tensor, variant)
+            picture = invert.reconstruct(features, variant, tuple(gray.shape), iterations=self.iterations)
+        except (api.AlignError, ValueError) as error:
+            self.report({'ERROR'}, str(error))
+            return {'CANCELLED'}
+        picture = picture.detach().cpu().numpy().reshape(gray.shape)
+        image = show_picture(context, "GradHOG Pre-image", picture)
+        self.report({'INFO'}, f"Pre-image in image {image.name!r}")
+        return {'FINISHED'}
+
+
+classes = (
+    GRADHOG_OT_align_camera,
+    GRADHOG_OT_apply_candidate,
+    GRADHOG_OT_new_camera,
+    GRADHOG_OT_open_photo,
+    GRADHOG_OT_draw_box,
+    GRADHOG_OT_preview_hog,
+    GRADHOG_OT_preimage,
+)

@@ -1,0 +1,156 @@
+"""The sidebar panel: View3D ▸ Sidebar ▸ GradHOG."""
+from __future__ import annotations
+
+import bpy
+
+from . import operators
+
+
+class _GradHOGPanel:
+    bl_space_type = 'VIEW_3D'
+    bl_region_type = 'UI'
+    bl_category = "GradHOG"
+
+    @classmethod
+    def poll(cls, context):
+        return context.scene is not None and hasattr(context.scene, "gradhog")
+
+
+class GRADHOG_PT_align(_GradHOGPanel, bpy.types.Panel):
+    """Photo, object and camera, and the Align Camera button"""
+
+    bl_label = "Camera from Photo"
+    bl_idname = "GRADHOG_PT_align"
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        settings = context.scene.gradhog
+
+        layout.template_ID(settings, "photo_image", open="gradhog.open_photo")
+        if settings.photo_image is not None:
+            width, height = settings.photo_image.size
+            if width and height:
+                layout.label(text=f"{width} × {height} px", icon='IMAGE_DATA')
+        layout.prop(settings, "target")
+        row = layout.row(align=True)
+        row.prop(settings, "camera", text="Camera")
+        if settings.camera is None and context.scene.camera is None:
+            row.operator("gradhog.new_camera", text="", icon='ADD')
+        elif settings.camera is None:
+            layout.label(text=f"Uses the scene camera {context.scene.camera.name!r}", icon='INFO')
+
+        column = layout.column()
+        column.scale_y = 1.5
+        column.operator("gradhog.align_camera", icon='VIEW_CAMERA')
+        row = layout.row(align=True)
+        row.operator("gradhog.preview_hog", icon='IMAGE_RGB')
+        row.operator("gradhog.preimage", icon='IMAGE_REFERENCE')
+
+
+class GRADHOG_PT_cues(_GradHOGPanel, bpy.types.Panel):
+    """Where the object is in the photo"""
+
+    bl_label = "Object in Photo"
+    bl_idname = "GRADHOG_PT_cues"
+    bl_parent_id = "GRADHOG_PT_align"
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        settings = context.scene.gradhog
+
+        layout.prop(settings, "mask_source")
+        if settings.mask_source == 'IMAGE':
+            layout.template_ID(settings, "mask_image", open="image.open")
+        layout.prop(settings, "use_box")
+        column = layout.column(align=True)
+        column.active = settings.use_box
+        column.prop(settings, "box", index=0, text="Left")
+        column.prop(settings, "box", index=1, text="Top")
+        column.prop(settings, "box", index=2, text="Right")
+        column.prop(settings, "box", index=3, text="Bottom")
+        row = layout.row()
+        row.operator("gradhog.draw_box", icon='SELECT_SET')
+        if not operators.GRADHOG_OT_draw_box.poll(context):
+            row.enabled = False
+            layout.label(text="Look through the camera to draw a box", icon='INFO')
+
+
+class GRADHOG_PT_options(_GradHOGPanel, bpy.types.Panel):
+    """Search and descriptor options"""
+
+    bl_label = "Options"
+    bl_idname = "GRADHOG_PT_options"
+    bl_parent_id = "GRADHOG_PT_align"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        settings = context.scene.gradhog
+        row = layout.row()
+        row.prop(settings, "hog_variant")
+        row.active = _backend_accepts("hog_variant")
+        layout.prop(settings, "starts")
+        layout.prop(settings, "iterations")
+        layout.prop(settings, "top_k")
+        layout.prop(settings, "lock_focal_length")
+        layout.prop(settings, "device")
+        layout.prop(settings, "seed")
+
+
+def _backend_accepts(option: str) -> bool:
+    """Whether the pose backend takes ``option`` (assumed yes until it is loaded: draw() must not
+    import torch, which takes seconds)."""
+    import sys
+
+    from . import api
+
+    pose = sys.modules.get(f"{__package__}.torch_backend.pose") or sys.modules.get("torch_backend.pose")
+    return pose is None or api.backend_accepts(pose, option)
+
+
+class GRADHOG_UL_candidates(bpy.types.UIList):
+    """Top-k distinct poses of the last alignment; clicking one places the camera there"""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
+        row = layout.row(align=True)
+        row.label(text=f"{index + 1}", icon='CAMERA_DATA')
+        row.label(text=f"az {item.azimuth:.1f}°  el {item.elevation:.1f}°  roll {item.roll:.1f}°")
+        row.label(text=f"{item.score:.3f}")
+
+
+class GRADHOG_PT_results(_GradHOGPanel, bpy.types.Panel):
+    """Pose found by the last alignment"""
+
+    bl_label = "Result"
+    bl_idname = "GRADHOG_PT_results"
+    bl_parent_id = "GRADHOG_PT_align"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.gradhog
+        if not settings.has_result:
+            layout.label(text="Align the camera to see the pose here")
+            return
+        column = layout.column(align=True)
+        column.use_property_split = True
+        column.use_property_decorate = False
+        column.enabled = False  # read-only display of the last run
+        column.prop(settings, "result_azimuth")
+        column.prop(settings, "result_elevation")
+        column.prop(settings, "result_distance")
+        column.prop(settings, "result_roll")
+        column.prop(settings, "result_score")
+        column.prop(settings, "result_seconds")
+        if len(settings.candidates) > 1:
+            layout.label(text="Candidates (click to apply):")
+            layout.template_list("GRADHOG_UL_candidates", "", settings, "candidates",
+                                 settings, "active_candidate", rows=min(len(settings.candidates), 5))
+
+
+classes = (GRADHOG_PT_align, GRADHOG_PT_cues, GRADHOG_PT_options, GRADHOG_UL_candidates, GRADHOG_PT_results)
