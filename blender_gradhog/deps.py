@@ -90,11 +90,47 @@ def configured_folders(package: str = _ROOT_PACKAGE) -> list[Path]:
     return folders
 
 
+def protect_multiprocessing_main() -> None:
+    """Stop Blender 3.x from crashing at exit once torch has been imported from a script.
+
+    ``import multiprocessing`` (torch does it) aliases ``sys.modules["__mp_main__"]`` to the current
+    ``__main__``. Inside ``blender --python script.py`` that is the script's temporary ``__main__``,
+    which Blender frees when the script ends; at quit ``addon_utils.disable_all()`` reads an
+    attribute of every module and segfaults on the freed one (seen with Debian's Blender 3.4.1, exit
+    code 139 after a successful run). A module of our own in that slot is never freed. The alias only
+    matters to spawned worker processes, which nothing inside Blender starts.
+    """
+    import multiprocessing  # noqa: F401  (imported now so that torch's import cannot re-alias it)
+    import types
+
+    if type(sys.modules.get("__mp_main__")).__name__ != "_GradhogMainPlaceholder":
+        placeholder = type("_GradhogMainPlaceholder", (types.ModuleType,), {})("__mp_main__")
+        sys.modules["__mp_main__"] = placeholder
+
+
+def hide_torch_from_addon_utils() -> None:
+    """Keep Blender from calling ``unregister()`` on torch's namespace modules at quit.
+
+    ``addon_utils.disable_all()`` treats every module with a truthy ``__addon_enabled__`` as an
+    add-on; ``torch.ops`` and ``torch.classes`` answer any attribute, so Blender printed
+    "Exception in module unregister(): '_ops.py'" at every quit after torch was imported.
+    """
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] == "torch" and name in ("torch.ops", "torch.classes"):
+            try:
+                module.__addon_enabled__ = False
+            except (AttributeError, TypeError):
+                pass
+
+
 def ensure_torch_path(package: str = _ROOT_PACKAGE) -> list[str]:
     """Put the configured torch folder(s) on ``sys.path``; return the folders that are now on it.
 
     Called by the add-on at register and before each alignment. Cheap: it never imports torch.
+    Inside Blender it also applies :func:`protect_multiprocessing_main`.
     """
+    if "bpy" in sys.modules:
+        protect_multiprocessing_main()
     return [str(folder) for folder in configured_folders(package) if add_to_sys_path(folder)]
 
 
@@ -126,10 +162,14 @@ class TorchStatus:
 def torch_status() -> TorchStatus:
     """Import torch (seconds the first time) and report its version, CUDA and numpy."""
     importlib.invalidate_caches()
+    if "bpy" in sys.modules:
+        protect_multiprocessing_main()
     try:
         import torch
     except Exception as error:  # ImportError, or a broken install raising OSError/RuntimeError.
         return TorchStatus(importable=False, error=f"{type(error).__name__}: {error}")
+    if "bpy" in sys.modules:
+        hide_torch_from_addon_utils()
     try:
         import numpy
 
