@@ -251,34 +251,17 @@ def _resolve_intrinsics(intrinsics: Any, *, name: str = "camera_intrinsics") -> 
 
 
 def _project(points: torch.Tensor, params: torch.Tensor, cam: _Cam) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Project ``(N, 3)`` points for ``(B, 6)`` poses (az, el, dist, roll deg; shift_x, shift_y).
+    """Project ``(N, 3)`` points for ``(B, 6)`` poses (az, el, dist, roll deg; shift_x, shift_y) with
+    :mod:`torch_backend.camera` (THE convention). Returns ``(B, N, 2)`` pixels and ``(B, N)`` depths."""
+    from .camera import Intrinsics, project_camera_points, transform_points, world_to_camera
 
-    Returns ``(B, N, 2)`` continuous pixel coordinates (x right, y down) and ``(B, N)`` depths.
-    """
-    deg = math.pi / 180.0
-    az, el, dist, roll = params[:, 0] * deg, params[:, 1] * deg, params[:, 2], params[:, 3] * deg
-    shift_x, shift_y = params[:, 4], params[:, 5]
-    centre = torch.stack(
-        [torch.cos(el) * torch.sin(az), -torch.cos(el) * torch.cos(az), torch.sin(el)], dim=-1
-    ) * dist[:, None]
-    forward = -centre / dist[:, None]
-    zero = torch.zeros_like(az)
-    # right = forward x Z (normalised), up = right x forward; closed forms avoid the cross products.
-    right = torch.stack([torch.cos(az), torch.sin(az), zero], dim=-1)
-    up = torch.stack([-torch.sin(el) * torch.sin(az), torch.sin(el) * torch.cos(az), torch.cos(el)], dim=-1)
-    cos_r, sin_r = torch.cos(roll)[:, None], torch.sin(roll)[:, None]
-    right_r = cos_r * right + sin_r * up
-    up_r = -sin_r * right + cos_r * up
-    rel = points[None, :, :] - centre[:, None, :]
-    x = (rel * right_r[:, None, :]).sum(-1)
-    y = (rel * up_r[:, None, :]).sum(-1)
-    z = (rel * forward[:, None, :]).sum(-1)
-    focal = cam.focal_pixels
-    shift_scale = float(max(cam.width, cam.height)) if cam.sensor_fit == "AUTO" else cam.fit_pixels
-    zs = z.clamp_min(1e-6)
-    u = cam.width / 2.0 + focal * x / zs - shift_x[:, None] * shift_scale
-    v = cam.height / 2.0 - focal * y / zs + shift_y[:, None] * shift_scale
-    return torch.stack([u, v], dim=-1), z
+    view = world_to_camera(params[:, 0], params[:, 1], params[:, 2], params[:, 3])
+    points_cam = transform_points(points.to(params.dtype), view)
+    intrinsics = Intrinsics(
+        cam.lens_mm, cam.sensor_width_mm, cam.sensor_height_mm, cam.sensor_fit,
+        params[:, 4], params[:, 5], (cam.width, cam.height),
+    )
+    return project_camera_points(points_cam, intrinsics)
 
 
 # --------------------------------------------------------------------------------------------
@@ -717,9 +700,9 @@ def _similarity_to_params(views: _ViewSet, centre: torch.Tensor, scale: torch.Te
     return out
 
 
-#: Image rotation (pixel frame, y down) produced by a positive camera roll: +1 means a roll of
-#: +r degrees rotates image content by +r in the pixel frame. Checked by tests/test_pose.py.
-_ROLL_SIGN = 1.0
+#: Camera roll per degree of image rotation in the pixel frame (y down, so +angle is clockwise on
+#: screen): camera.py's positive roll turns the picture counter-clockwise. Checked by a test.
+_ROLL_SIGN = -1.0
 
 
 def _hog_cells(gray: torch.Tensor) -> torch.Tensor:
@@ -777,6 +760,127 @@ def _to_pose(row: torch.Tensor, radius: float) -> Pose:
 
 
 # --------------------------------------------------------------------------------------------
+# Fine stage: multi-start gradient refinement through the soft rasterizer
+# --------------------------------------------------------------------------------------------
+
+
+def _twin_starts(params: torch.Tensor, scores: torch.Tensor, n_views: int, n_rolls: int, views: _ViewSet, index: int) -> List[int]:
+    """Grid entries of the 180 deg (front/back) and mirrored (left/right) twins of entry ``index``:
+    the views at ``az + 180``, ``-az`` and ``180 - az`` at the same elevation, each with its best roll.
+    Silhouettes (and often shading) of near-symmetric objects confuse exactly these views."""
+    view = index // n_rolls
+    az, el = views.params[view, 0], views.params[view, 1]
+    twins: List[int] = []
+    same_el = torch.nonzero((views.params[:, 1] - el).abs() < 1e-3).flatten()
+    per_view = scores.view(n_views, n_rolls)
+    for target in (az + 180.0, -az, 180.0 - az):
+        gap = _angle_gap(views.params[same_el, 0], target).abs()
+        other = int(same_el[int(torch.argmin(gap))])
+        if other == view:
+            continue
+        twins.append(other * n_rolls + int(torch.argmax(per_view[other])))
+    return twins
+
+
+class _Objective:
+    """Differentiable pose score at the working resolution (higher is better).
+
+    ``iou``: soft silhouette IoU with the object mask. ``hog``: cosine similarity of unsigned
+    ∇HOG cells of the render and the photo, restricted to the cells the *render* covers (dilated),
+    so a larger render cannot gain by covering clutter (the failure the feasibility study found
+    with whole-image HOG).
+    """
+
+    def __init__(self, mesh: _Mesh, cam: _Cam, mask: torch.Tensor, photo_gray: torch.Tensor, hog_weight: float, iou_weight: float):
+        self.mesh, self.cam = mesh, cam
+        self.mask, self.photo_gray = mask, photo_gray
+        self.hog_weight, self.iou_weight = float(hog_weight), float(iou_weight)
+        self.photo_hog = _hog_cells(photo_gray[None]) if hog_weight > 0 else None
+        self.render_mesh = None
+
+    def render(self, params: torch.Tensor, sigma: float) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Soft silhouettes ``(B, H, W)`` and gray renders ``(B, H, W)`` for ``(B, 6)`` params."""
+        from . import render as _render
+
+        cam = self.cam
+        kwargs = dict(
+            azimuth=params[:, 0], elevation=params[:, 1], distance=params[:, 2], roll=params[:, 3],
+            shift_x=params[:, 4], shift_y=params[:, 5], lens_mm=cam.lens_mm,
+            sensor_width_mm=cam.sensor_width_mm, sensor_height_mm=cam.sensor_height_mm,
+            sensor_fit=cam.sensor_fit, resolution=(cam.width, cam.height), sharpness=sigma,
+        )
+        if self.render_mesh is None:
+            self.render_mesh = _render.Mesh.from_arrays(self.mesh.vertices, self.mesh.faces)
+        if self.photo_hog is None:
+            silhouette = _render.render_silhouette(self.render_mesh, **kwargs)
+            return silhouette, silhouette
+        result = _render.render(self.render_mesh, **kwargs)
+        return result.silhouette, result.shaded
+
+    def __call__(self, params: torch.Tensor, sigma: float) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Score ``(B,)`` and IoU ``(B,)`` for ``(B, 6)`` params."""
+        silhouette, gray = self.render(params, sigma)
+        iou = _soft_iou(silhouette, self.mask[None])
+        score = self.iou_weight * iou
+        if self.photo_hog is not None:
+            render_hog = _hog_cells(gray)
+            cells = render_hog.shape[-2:]
+            region = F.adaptive_max_pool2d(silhouette[:, None], cells)
+            region = F.max_pool2d(region, 3, stride=1, padding=1)[:, 0]  # one cell of context
+            score = score + self.hog_weight * _masked_cosine(render_hog, self.photo_hog.expand_as(render_hog), region)
+        return score, iou
+
+
+def _refine(
+    starts: torch.Tensor,
+    objective: _Objective,
+    *,
+    iterations: int,
+    learning_rate: float,
+    check: Callable[[float, str], None],
+    progress: Tuple[float, float],
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Adam ascent on ``(B, 6)`` starts; returns the best iterate of each start, its score and IoU.
+
+    The variables are scaled so that one unit is comparable for all of them: degrees for the
+    angles, ``log(distance)`` in 1/50ths and the shift in 1/500ths of the image span. The soft
+    rasterizer's blur is annealed (sigma 2 -> 0.5 pixels): a wide blur gives gradients far from
+    the optimum, and a narrow one removes the blur's bias on the silhouette size (and so on the
+    distance) before the best iterate is picked.
+    """
+    scale = torch.tensor([1.0, 1.0, 0.02, 1.0, 0.002, 0.002], dtype=starts.dtype)
+    base = starts.clone()
+    base[:, 2] = torch.log(starts[:, 2])
+    variables = torch.zeros_like(base, requires_grad=True)
+    optimizer = torch.optim.Adam([variables], lr=learning_rate)
+    best_params = starts.clone()
+    best_score = torch.full((starts.shape[0],), -float("inf"), dtype=starts.dtype)
+    best_iou = torch.zeros_like(best_score)
+    for step in range(iterations + 1):
+        fraction = step / max(iterations, 1)
+        check(progress[0] + (progress[1] - progress[0]) * fraction, "refining")
+        sigma = 2.0 * (0.25 ** fraction)
+        values = base + variables * scale
+        params = torch.cat([values[:, :2], values[:, 2:3].exp(), values[:, 3:]], 1)
+        params = torch.cat([params[:, :1], params[:, 1:2].clamp(-89.0, 89.0), params[:, 2:]], 1)
+        score, iou = objective(params, sigma)
+        # Compare iterates only once the blur is narrow: wide-blur scores are biased.
+        if fraction >= 0.5:
+            better = score.detach() > best_score
+            best_score = torch.where(better, score.detach(), best_score)
+            best_iou = torch.where(better, iou.detach(), best_iou)
+            best_params[better] = params.detach()[better]
+        if step == iterations:
+            break
+        optimizer.zero_grad()
+        (-score.sum()).backward()
+        optimizer.step()
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate * (0.1 + 0.9 * (1 - fraction))
+    return best_params, best_score, best_iou
+
+
+# --------------------------------------------------------------------------------------------
 # Public entry point
 # --------------------------------------------------------------------------------------------
 
@@ -829,7 +933,7 @@ def estimate_pose(
     timings: Dict[str, float] = {}
     known = {
         "use_alpha", "work_size", "azimuth_step", "elevations", "rolls", "refine", "iterations",
-        "starts", "hog_weight", "cache", "learning_rate",
+        "starts", "hog_weight", "refine_hog_weight", "cache", "learning_rate",
     }
     unknown = set(options) - known
     if unknown:
@@ -905,10 +1009,44 @@ def estimate_pose(
     coarse_pose = _to_pose(params[best], mesh.radius)
     coarse_score = float(scores[best])
 
-    chosen = _distinct(order, params, max(int(top_k), 1), min_gap=15.0)
-    candidates = [(_to_pose(params[i], mesh.radius), float(scores[i])) for i in chosen]
+    n_views, n_rolls = views.params.shape[0], len(rolls)
+    if not options.get("refine", True):
+        chosen = _distinct(order, params, max(int(top_k), 1), min_gap=15.0)
+        candidates = [(_to_pose(params[i], mesh.radius), float(scores[i])) for i in chosen]
+        final_pose, final_score = candidates[0]
+        final_iou = float("nan")
+    else:
+        tick = time.perf_counter()
+        torch.manual_seed(int(seed))
+        starts_count = int(options.get("starts", 4))
+        start_ids = _distinct(order, params, starts_count, min_gap=20.0)
+        for index in list(start_ids[:2]):
+            for twin in _twin_starts(params, scores, n_views, n_rolls, views, index):
+                if twin not in start_ids:
+                    start_ids.append(twin)
+        dtype = torch.float32
+        dev = torch.device(device) if device is not None else torch.device("cpu")
+        objective = _Objective(
+            _Mesh(mesh.vertices.to(dev), mesh.faces.to(dev), mesh.radius, mesh.key),
+            work_cam, mask_t.to(dev, dtype), photo_gray.to(dev, dtype),
+            hog_weight=float(options.get("refine_hog_weight", 0.0 if mode == "mask" else 0.3)),
+            iou_weight=1.0,
+        )
+        starts = params[start_ids].to(dev, dtype)
+        refined, refined_score, refined_iou = _refine(
+            starts, objective,
+            iterations=int(options.get("iterations", 40)),
+            learning_rate=float(options.get("learning_rate", 1.0)),
+            check=check, progress=(0.35, 0.98),
+        )
+        refined, refined_score, refined_iou = refined.cpu(), refined_score.cpu(), refined_iou.cpu()
+        timings["refine"] = time.perf_counter() - tick
+        ranking = torch.argsort(refined_score, descending=True).tolist()
+        chosen = _distinct(ranking, refined, max(int(top_k), 1), min_gap=15.0)
+        candidates = [(_to_pose(refined[i], mesh.radius), float(refined_score[i])) for i in chosen]
+        final_pose, final_score = candidates[0]
+        final_iou = float(refined_iou[chosen[0]])
     check(1.0, "done")
-    final_pose, final_score = candidates[0]
     return PoseResult(
         pose=final_pose,
         score=final_score,
@@ -917,6 +1055,6 @@ def estimate_pose(
         mode=mode,
         coarse_pose=coarse_pose,
         coarse_score=coarse_score,
-        iou=float("nan"),
+        iou=final_iou,
         timings=timings,
     )
