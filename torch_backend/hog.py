@@ -1,0 +1,543 @@
+"""∇HOG: differentiable Histograms of Oriented Gradients in PyTorch.
+
+Two variants, both batch-first ``(B, C, H, W)``, float32 or float64, on any device:
+
+* ``"uoctti"`` -- the Felzenszwalb et al. (UoCTTI) descriptor, numerically equal to VLFeat 0.9.21's
+  ``vl_hog`` with ``VlHogVariantUoctti`` (vl/hog.c: ``vl_hog_put_image`` + ``vl_hog_extract``):
+  ``3 * num_bins + 4`` channels per cell (``2 * num_bins`` directed orientations, ``num_bins``
+  undirected ones, 4 texture energies), VLFeat's cell grid, block normalisation, 0.2 clipping and
+  border handling. ``bilinear_orientation=True`` gives VLFeat's bilinear orientation assignment
+  (Mahendran & Vedaldi's "HOGb").
+* ``"dalal"`` -- the ∇HOG of Chiu & Fritz (BMVC 2015), Sec. 3, eq. 1-7: gray image, ``[-1, 0, 1]``
+  gradients, unsigned orientations softly binned by the clipped triangular filters of eq. 3,
+  spatial voting by the ``2c x 2c`` bilinear filter of eq. 5 sampled at the cell centres (eq. 6),
+  and one global robust L2 normalisation (eq. 7, see :data:`DALAL_EPS`).
+
+Every step is a tensor expression (no loops over pixels, no scatter): orientation voting is a
+comparison against the bin indices, spatial voting a strided ``2c``-tap triangle filter applied
+separably with ``Tensor.unfold`` + ``matmul``. Gradients are finite everywhere (zero-gradient
+pixels, constant images, exact bin boundaries): square roots and arc-tangents are evaluated on
+guarded arguments and their derivative is taken as 0 where the magnitude vanishes.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "DALAL_EPS",
+    "UOCTTI_CLIP",
+    "VARIANTS",
+    "hog",
+    "hog_cell_grid",
+    "feature_channels",
+    "num_feature_channels",
+    "uoctti_flip_permutation",
+    "hog_glyphs",
+]
+
+VARIANTS = ("uoctti", "dalal")
+
+#: ε of the robust global L2 normalisation of ``dalal``: ``v / sqrt(||v||² + ε²)``. The paper's eq. 7
+#: prints ``v / sqrt(||v|| + ε)`` (not scale-invariant: a typo for the robust L2 norm of Dalal &
+#: Triggs). ε only matters for (near-)constant images, where it keeps the division finite; 1e-5 is
+#: scikit-image's block-normalisation ε, tiny against ``||v||`` of any textured image (≥ 1e-2).
+DALAL_EPS = 1e-5
+
+#: VLFeat clips every block-normalised value at 0.2 (Dalal & Triggs' "L2-Hys" threshold).
+UOCTTI_CLIP = 0.2
+#: vl_hog_extract adds 1e-4 to each block's squared norm before the inverse square root.
+_UOCTTI_NORM_EPS = 1e-4
+#: vl_hog_extract scales the texture energies by the float constant ``1.0f / sqrtf(18.0f)`` --
+#: 18 = 2 * 9 orientations, hard-coded whatever ``num_bins`` is.
+_UOCTTI_TEXTURE_SCALE = float(np.float32(1.0) / np.sqrt(np.float32(18.0)))
+#: ITU-R BT.601 luma, eq. 1 of the paper.
+_GRAY_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+# --------------------------------------------------------------------------------------------
+# Shapes and channel bookkeeping
+# --------------------------------------------------------------------------------------------
+def hog_cell_grid(height: int, width: int, variant: str, cell_size: int = 8) -> tuple[int, int]:
+    """Number of cells ``(Hc, Wc)`` that :func:`hog` returns for an ``height x width`` image.
+
+    ``uoctti`` follows VLFeat: ``(H + c // 2) // c`` (the last cell is at least half inside the
+    image); ``dalal`` keeps the whole cells only: ``H // c``.
+    """
+    _check_variant(variant)
+    if variant == "uoctti":
+        return (height + cell_size // 2) // cell_size, (width + cell_size // 2) // cell_size
+    return height // cell_size, width // cell_size
+
+
+def num_feature_channels(variant: str, num_bins: int = 9) -> int:
+    """Channels per cell: ``3 * num_bins + 4`` for ``uoctti``, ``num_bins`` for ``dalal``."""
+    _check_variant(variant)
+    return 3 * num_bins + 4 if variant == "uoctti" else num_bins
+
+
+def feature_channels(variant: str, num_bins: int = 9) -> list[str]:
+    """Human-readable names of the feature channels, in output order.
+
+    Angles are gradient orientations in degrees, measured clockwise from the +x (right) axis
+    because image y points down (VLFeat's convention). ``uoctti``: ``dir<angle>`` for the
+    ``2 * num_bins`` directed bins (0-360°), ``undir<angle>`` for the undirected ones (0-180°),
+    then ``texture_ul/ur/ll/lr`` (the 2x2 blocks up-left, up-right, low-left, low-right of the
+    cell). ``dalal``: ``unsigned<centre>`` with bin centres at ``(b + 0.5) * 180 / num_bins``.
+    """
+    _check_variant(variant)
+    step = 180.0 / num_bins
+    if variant == "dalal":
+        return [f"unsigned{(b + 0.5) * step:g}" for b in range(num_bins)]
+    names = [f"dir{k * step:g}" for k in range(2 * num_bins)]
+    names += [f"undir{k * step:g}" for k in range(num_bins)]
+    return names + ["texture_ul", "texture_ur", "texture_ll", "texture_lr"]
+
+
+def uoctti_flip_permutation(num_bins: int = 9) -> torch.Tensor:
+    """Permutation ``perm`` with ``hog(flip_lr(x))[:, i] == flip_lr(hog(x))[:, perm[i]]``.
+
+    Same as VLFeat's ``vl_hog_get_permutation``: a left-right flip maps orientation ``θ`` to
+    ``180° - θ`` (directed: ``k -> n - k mod 2n``; undirected: ``k -> -k mod n``) and swaps the
+    left and right texture blocks. Returns a ``(3 * num_bins + 4,)`` int64 tensor.
+    """
+    n = num_bins
+    perm = []
+    perm += [(n - k) % (2 * n) for k in range(2 * n)]
+    perm += [2 * n + (n - k) % n for k in range(n)]
+    perm += [3 * n + q for q in (1, 0, 3, 2)]
+    return torch.tensor(perm, dtype=torch.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks
+# --------------------------------------------------------------------------------------------
+def _check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise ValueError(f"hog: variant must be one of {VARIANTS}, got {variant!r}")
+
+
+def _check_inputs(image: torch.Tensor, variant: str, cell_size: int, num_bins: int) -> None:
+    _check_variant(variant)
+    if not isinstance(image, torch.Tensor):
+        raise ValueError(f"hog: image must be a torch.Tensor (B, C, H, W), got {type(image).__name__}")
+    if image.dim() != 4:
+        raise ValueError(f"hog: image must have shape (B, C, H, W), got {tuple(image.shape)}")
+    if image.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"hog: image dtype must be float32 or float64, got {image.dtype}")
+    batch, channels, height, width = image.shape
+    if channels not in (1, 3):
+        raise ValueError(f"hog: image must have 1 (gray) or 3 (RGB) channels, got C={channels}")
+    if isinstance(cell_size, bool) or not isinstance(cell_size, (int, np.integer)) or cell_size < 1:
+        raise ValueError(f"hog: cell_size must be a positive integer, got {cell_size!r}")
+    if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 1:
+        raise ValueError(f"hog: num_bins must be a positive integer, got {num_bins!r}")
+    if batch == 0:
+        raise ValueError("hog: empty batch (B = 0)")
+    minimum = max(2 * cell_size, 3)
+    if height < minimum or width < minimum:
+        raise ValueError(
+            f"hog: image is {height}x{width}, smaller than 2 * cell_size = {2 * cell_size} (and 3) pixels"
+        )
+    if not bool(torch.isfinite(image).all()):
+        raise ValueError("hog: image contains NaN or inf")
+
+
+# --------------------------------------------------------------------------------------------
+# Shared building blocks
+# --------------------------------------------------------------------------------------------
+@lru_cache(maxsize=64)
+def _triangle_taps(cell_size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The bilinear spatial vote (paper eq. 5, vl_hog_put_image) as a ``(2, c)`` tap matrix.
+
+    Pixel ``x`` votes for cell ``j`` with weight ``max(0, 1 - |x - centre_j| / c)``, centre
+    ``centre_j = j c + (c - 1) / 2``, so cell ``j`` reads the ``2c`` pixels
+    ``x = j c - c // 2 + t``, ``t < 2c``. Row 0 holds taps ``t < c`` (block ``j`` of the padded
+    line), row 1 taps ``t >= c`` (block ``j + 1``).
+    """
+    taps = torch.arange(2 * cell_size, dtype=torch.float64)
+    taps = (1.0 - (taps - cell_size // 2 - (cell_size - 1) / 2).abs() / cell_size).clamp(min=0.0)
+    return taps.view(2, cell_size).to(dtype=dtype, device=device)
+
+
+def _vote_grid(batch: int, channels: int, rows: int, cols: int, cell_size: int, like: torch.Tensor) -> torch.Tensor:
+    """Zero canvas ``(B, K, (rows + 1) c, (cols + 1) c)`` on which image pixel ``(y, x)`` sits at
+    ``(y + c // 2, x + c // 2)``, so that cell ``j``'s window starts at padded index ``j c``."""
+    return like.new_zeros(batch, channels, (rows + 1) * cell_size, (cols + 1) * cell_size)
+
+
+def _pool_lines(lines: torch.Tensor, count: int, taps: torch.Tensor) -> torch.Tensor:
+    """Stride-``c`` triangle filter along the last axis: ``(R, (count + 1) c) -> (R, count)``."""
+    c = taps.shape[1]
+    blocks = lines.reshape(-1, c)  # one row per c-pixel block
+    # (2, c) @ (c, N) is a single well-shaped GEMM (much faster than (N, c) @ (c, 2) on CPU).
+    partial = (taps @ blocks.t()).view(2, lines.shape[0], count + 1)
+    return partial[0, :, :count] + partial[1, :, 1:]
+
+
+def _pool_cells(grid: torch.Tensor, rows: int, cols: int, cell_size: int) -> torch.Tensor:
+    """Bilinear spatial voting (eq. 5-6): a :func:`_vote_grid` canvas -> ``(B, K, rows, cols)``.
+
+    Each cell is ``sum_{x, y} w_i(y) w_j(x) votes(y, x)`` with the triangle weights of
+    :func:`_triangle_taps` -- the ``2c x 2c`` bilinear filter of eq. 5 sampled at the cell
+    centres (eq. 6) -- applied separably: along x on the full canvas, then along y on the
+    ``c`` times smaller result (transposed so that both passes are the same GEMM).
+    """
+    batch, channels, height, _ = grid.shape
+    taps = _triangle_taps(cell_size, grid.dtype, grid.device)
+    along_x = _pool_lines(grid.reshape(-1, grid.shape[-1]), cols, taps)  # (B K H', cols)
+    along_x = along_x.view(batch * channels, height, cols).transpose(1, 2).reshape(-1, height)
+    cells = _pool_lines(along_x, rows, taps)  # (B K cols, rows)
+    return cells.view(batch, channels, cols, rows).transpose(2, 3)
+
+
+def _canvas_window(grid: torch.Tensor, origin: int, height: int, width: int, cell_size: int):
+    """View of the canvas where a ``height x width`` pixel block starting at image pixel
+    ``(origin, origin)`` lands, cropped to the canvas (pixels beyond it reach no cell), and the
+    kept ``(height, width)``."""
+    start = cell_size // 2 + origin
+    kept_h = min(height, grid.shape[-2] - start)
+    kept_w = min(width, grid.shape[-1] - start)
+    return grid[..., start : start + kept_h, start : start + kept_w], kept_h, kept_w
+
+
+def _safe_magnitude(gx: torch.Tensor, gy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sqrt(gx² + gy²), mask of nonzero pixels)`` with derivative 0 (not NaN) where it is 0."""
+    squared = gx * gx + gy * gy
+    nonzero = squared > 0
+    magnitude = torch.where(nonzero, torch.where(nonzero, squared, 1.0).sqrt(), 0.0)
+    return magnitude, nonzero
+
+
+@lru_cache(maxsize=64)
+def _uoctti_tables(num_bins: int, dtype: torch.dtype, device: torch.device):
+    """VLFeat's float32 bin axes ``(2, n)`` and exact cos/sin of the directed bins ``(2, 2n)``."""
+    angles = [k * math.pi / num_bins for k in range(num_bins)]
+    # vl_hog_new: orientationX[k] = (float) cos(k pi / n), orientationY[k] = (float) sin(k pi / n).
+    axes = torch.tensor([[math.cos(a) for a in angles], [math.sin(a) for a in angles]], dtype=torch.float32)
+    directed = [k * math.pi / num_bins for k in range(2 * num_bins)]
+    cos_sin = torch.tensor([[math.cos(a) for a in directed], [math.sin(a) for a in directed]], dtype=dtype)
+    return axes.to(device), cos_sin.to(device)
+
+
+# --------------------------------------------------------------------------------------------
+# UoCTTI (VLFeat vl_hog)
+# --------------------------------------------------------------------------------------------
+def _strongest_channel(squared: torch.Tensor) -> torch.Tensor:
+    """Index ``(B, 1, h, w)`` of the channel with the largest squared gradient; the first one wins
+    ties (VLFeat's strict ``>``). A comparison chain: ``argmax`` over 3 channels is ~20x slower."""
+    best = squared[:, :1]
+    index = torch.zeros_like(best, dtype=torch.int64)
+    for channel in range(1, squared.shape[1]):
+        better = squared[:, channel : channel + 1] > best
+        best = torch.where(better, squared[:, channel : channel + 1], best)
+        index = torch.where(better, channel, index)
+    return index
+
+
+def _uoctti_bins(gx32: torch.Tensor, gy32: torch.Tensor, squared32: torch.Tensor, num_bins: int, bilinear: bool):
+    """VLFeat's orientation decisions for one gradient per pixel, in its float32 arithmetic.
+
+    vl_hog_put_image scores the raw gradient against the ``n`` float32 axes ``(cos, sin)(k pi/n)``,
+    keeps the best ``|score|`` (first wins ties) and its sign picks the directed bin ``k`` or
+    ``k + n``; bilinear assignment also keeps the runner-up. Only the two axes adjacent to the
+    gradient angle can win, so we score just those two (found with atan2) instead of all ``n``.
+
+    Returns ``(best_dir, second_dir, best_cos)``: directed bins ``(B, 1, h, w)`` int64 and, when
+    ``bilinear``, the float32 ``|score|`` of the best axis (``second_dir`` is None otherwise).
+    """
+    n = num_bins
+    axes, _ = _uoctti_tables(n, torch.float32, gx32.device)
+    lower = torch.floor(torch.atan2(gy32, gx32) * (n / math.pi)).to(torch.int64)
+    axis_a = torch.remainder(lower, n)
+    axis_b = torch.remainder(lower + 1, n)
+    score_a = gx32 * axes[0][axis_a] + gy32 * axes[1][axis_a]
+    score_b = gx32 * axes[0][axis_b] + gy32 * axes[1][axis_b]
+    strength_a, strength_b = score_a.abs(), score_b.abs()
+    take_b = (strength_b > strength_a) | ((strength_b == strength_a) & (axis_b < axis_a))
+    best_score = torch.where(take_b, score_b, score_a)
+    best_axis = torch.where(take_b, axis_b, axis_a)
+    best_dir = best_axis + n * (best_score < 0)
+    if not bilinear:
+        return best_dir, None, None
+    # The runner-up is one of the best axis' two neighbours. Which one is decided by VLFeat's
+    # float32 scores too: right on an axis both are nearly tied, and libvl still gives the
+    # winner a weight of up to ~1e-3 there (float32 acos), so guessing the side is not enough.
+    axis_p = torch.remainder(best_axis - 1, n)
+    axis_q = torch.remainder(best_axis + 1, n)
+    score_p = gx32 * axes[0][axis_p] + gy32 * axes[1][axis_p]
+    score_q = gx32 * axes[0][axis_q] + gy32 * axes[1][axis_q]
+    strength_p, strength_q = score_p.abs(), score_q.abs()
+    take_q = (strength_q > strength_p) | ((strength_q == strength_p) & (axis_q < axis_p))
+    second_score = torch.where(take_q, score_q, score_p)
+    second_dir = torch.where(take_q, axis_q, axis_p) + n * (second_score < 0)
+    return best_dir, second_dir, best_score.abs()
+
+
+def _uoctti_grid(
+    image: torch.Tensor, rows: int, cols: int, cell_size: int, num_bins: int, bilinear: bool, vlfeat_rounding: bool
+) -> torch.Tensor:
+    """Per-pixel directed-orientation votes of vl_hog_put_image on a :func:`_vote_grid` canvas.
+
+    The image border gets no gradient (VLFeat loops over ``1 <= x < W - 1``). Each pixel uses the
+    colour channel of largest gradient; its magnitude votes for the directed bin nearest to the
+    gradient (hard), or splits between the two nearest directed bins in proportion to the angle
+    (bilinear). Which channel and which bins win is decided exactly as VLFeat does, in float32
+    (so exact ties, e.g. vertical gradients with 9 bins, go to the same bin); magnitudes and
+    bilinear weights are then computed differentiably in the input's dtype.
+    """
+    n = num_bins
+    batch, channels, height, width = image.shape
+    grid = _vote_grid(batch, 2 * n, rows, cols, cell_size, image)
+    window, h, w = _canvas_window(grid, 1, height - 2, width - 2, cell_size)
+    # Pixels beyond the canvas reach no cell: crop them before any work.
+    image = image[..., : h + 2, : w + 2]
+    gx = image[:, :, 1:-1, 2:] - image[:, :, 1:-1, :-2]
+    gy = image[:, :, 2:, 1:-1] - image[:, :, :-2, 1:-1]
+
+    with torch.no_grad():  # discrete decisions, in VLFeat's float32 arithmetic
+        if image.dtype == torch.float32:
+            gx32, gy32 = gx.detach(), gy.detach()
+        else:
+            image32 = image.detach().to(torch.float32)
+            gx32 = image32[:, :, 1:-1, 2:] - image32[:, :, 1:-1, :-2]
+            gy32 = image32[:, :, 2:, 1:-1] - image32[:, :, :-2, 1:-1]
+        squared32 = gx32 * gx32 + gy32 * gy32
+        if channels > 1:
+            channel = _strongest_channel(squared32)
+            gx32, gy32 = gx32.gather(1, channel), gy32.gather(1, channel)
+            squared32 = squared32.gather(1, channel)
+        best_dir, second_dir, best_cos = _uoctti_bins(gx32, gy32, squared32, n, bilinear)
+        if bilinear and vlfeat_rounding:
+            # libvl 0.9.21 (disassembled; newer sources normalise the gradient first):
+            # angle0 = acosf((float) min(score / max((double) sqrtf(grad2), 1e-10), 1.0)),
+            # weight = (float) (angle0 / (pi / n)). acos is ill-conditioned near a bin axis (one
+            # float32 ulp of the cosine moves the weight by up to ~1e-4), so we reproduce that
+            # value bit for bit and differentiate the exact angle (below). torch's float32
+            # sqrt/acos are not correctly rounded on CPU, hence float64 then rounding.
+            grad32 = squared32.to(torch.float64).sqrt().to(torch.float32).to(torch.float64)
+            ratio = best_cos.to(torch.float64) / grad32.clamp(min=1e-10)
+            ratio = ratio.clamp(max=1.0).to(torch.float32).to(torch.float64)
+            angle32 = torch.acos(ratio).to(torch.float32).to(torch.float64)
+            vlfeat_second_weight = (angle32 / (math.pi / n)).to(torch.float32).to(image.dtype)
+
+    if channels > 1:
+        gx, gy = gx.gather(1, channel), gy.gather(1, channel)
+    magnitude, nonzero = _safe_magnitude(gx, gy)
+    if not bilinear:
+        window.scatter_(1, best_dir, magnitude)
+        return grid
+
+    # Angle between the gradient and its best directed bin (VLFeat's acos of the score), as an
+    # atan2 whose derivative stays finite when the gradient lies on the bin axis.
+    _, cos_sin = _uoctti_tables(n, image.dtype, image.device)
+    cos0, sin0 = cos_sin[0][best_dir], cos_sin[1][best_dir]
+    along = torch.where(nonzero, gx * cos0 + gy * sin0, 1.0)
+    across = torch.where(nonzero, gy * cos0 - gx * sin0, 0.0)
+    second_weight = torch.atan2(across.abs(), along.abs()) * (n / math.pi)
+    if vlfeat_rounding:  # value of libvl's float32 formula, derivative of the exact angle
+        second_weight = second_weight + (vlfeat_second_weight - second_weight.detach())
+    window.scatter_(1, best_dir, magnitude * (1.0 - second_weight))
+    if n > 1:  # with one axis VLFeat's running top-2 never fills its second slot: mass dropped
+        window.scatter_(1, second_dir, magnitude * second_weight)
+    return grid
+
+
+def _uoctti_normalize(cells: torch.Tensor, num_bins: int) -> torch.Tensor:
+    """vl_hog_extract for VlHogVariantUoctti: ``(B, 2n, Hc, Wc)`` histograms -> ``(B, 3n+4, Hc, Wc)``.
+
+    Each cell is normalised by the L2 norms of the four 2x2 blocks of undirected histograms that
+    contain it (replicating the border cells), clipped at 0.2; the four copies are summed and
+    halved (the directed and undirected parts), and the clipped undirected copies' L1 norms form
+    the 4 texture channels.
+    """
+    n = num_bins
+    undirected = cells[:, :n] + cells[:, n:]
+    energy = undirected.square().sum(dim=1, keepdim=True)
+    energy = F.pad(energy, (1, 1, 1, 1), mode="replicate")
+    block = F.avg_pool2d(energy, 2, stride=1) * 4.0  # (B, 1, Hc + 1, Wc + 1), block (i, j) = sum
+    inverse = (block + _UOCTTI_NORM_EPS).rsqrt()
+    # The four blocks around cell (y, x): up-left, up-right, low-left, low-right.
+    factors = torch.stack(
+        (inverse[..., :-1, :-1], inverse[..., :-1, 1:], inverse[..., 1:, :-1], inverse[..., 1:, 1:]), dim=1
+    )  # (B, 4, 1, Hc, Wc)
+    directed = (cells.unsqueeze(1) * factors).clamp(max=UOCTTI_CLIP)  # (B, 4, 2n, Hc, Wc)
+    undirected = (undirected.unsqueeze(1) * factors).clamp(max=UOCTTI_CLIP)  # (B, 4, n, Hc, Wc)
+    texture = undirected.sum(dim=2) * _UOCTTI_TEXTURE_SCALE  # (B, 4, Hc, Wc)
+    return torch.cat((0.5 * directed.sum(dim=1), 0.5 * undirected.sum(dim=1), texture), dim=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Dalal (Chiu & Fritz eq. 1-7)
+# --------------------------------------------------------------------------------------------
+def _dalal(image: torch.Tensor, cell_size: int, num_bins: int) -> torch.Tensor:
+    """Chiu & Fritz eq. 1-7; see :func:`hog`."""
+    if image.shape[1] == 3:  # eq. 1
+        weights = torch.tensor(_GRAY_WEIGHTS, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+        gray = (image * weights).sum(dim=1, keepdim=True)
+    else:
+        gray = image
+    batch, _, height, width = gray.shape
+    rows, cols = height // cell_size, width // cell_size
+    grid = _vote_grid(batch, num_bins, rows, cols, cell_size, gray)
+    window, h, w = _canvas_window(grid, 0, height, width, cell_size)
+    # [-1, 0, 1] derivative masks; the one-sided border gradient is 0 (as scikit-image's _hog).
+    gx = F.pad(gray[..., :, 2:] - gray[..., :, :-2], (1, 1, 0, 0))[..., :h, :w]
+    gy = F.pad(gray[..., 2:, :] - gray[..., :-2, :], (0, 0, 1, 1))[..., :h, :w]
+    magnitude, nonzero = _safe_magnitude(gx, gy)  # eq. 2
+    # Unsigned orientation in [0, pi); zero-gradient pixels get an arbitrary finite angle.
+    theta = torch.atan2(torch.where(nonzero, gy, 0.0), torch.where(nonzero, gx, 1.0))
+    theta = torch.remainder(theta, math.pi)
+    if num_bins == 1:  # eq. 3 with a single bin centred at 90 degrees
+        window.copy_(magnitude * (1.0 - (theta - math.pi / 2).abs() / math.pi))
+    else:
+        # Eq. 3: f_b = clip(1 - |theta - mu_b| * B / 180, 0, 1), mu_b = (b + 1/2) 180 / B, distance
+        # wrapped at 180 degrees. Only the two bins whose centres bracket theta are nonzero, with
+        # weights 1 - frac and frac, so we write those two instead of evaluating all B filters.
+        position = theta * (num_bins / math.pi) - 0.5
+        lower = torch.floor(position)
+        upper_weight = position - lower
+        lower_bin = torch.remainder(lower.to(torch.int64), num_bins)
+        upper_bin = torch.remainder(lower_bin + 1, num_bins)
+        window.scatter_(1, lower_bin, magnitude * (1.0 - upper_weight))
+        window.scatter_(1, upper_bin, magnitude * upper_weight)
+    cells = _pool_cells(grid, rows, cols, cell_size)  # eq. 5-6
+    # Eq. 7, robust L2 over the whole descriptor of each image.
+    norm = (cells.square().sum(dim=(1, 2, 3), keepdim=True) + DALAL_EPS**2).sqrt()
+    return cells / norm
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry point
+# --------------------------------------------------------------------------------------------
+def hog(
+    image: torch.Tensor,
+    variant: str,
+    cell_size: int = 8,
+    num_bins: int = 9,
+    bilinear_orientation: bool = False,
+    *,
+    vlfeat_rounding: bool = True,
+) -> torch.Tensor:
+    """Differentiable HOG features of a batch of images.
+
+    Args:
+        image: ``(B, C, H, W)`` float32/float64 tensor, ``C`` = 1 (gray) or 3 (RGB), intensities in
+            ``[0, 1]`` (values outside are computed, not rejected), ``H, W >= 2 * cell_size``.
+            Any device; the result lives on the same device with the same dtype.
+        variant: ``"uoctti"`` (VLFeat ``vl_hog``, UoCTTI) or ``"dalal"`` (Chiu & Fritz eq. 1-7).
+        cell_size: cell side ``c`` in pixels.
+        num_bins: ``uoctti``: undirected orientations ``n`` (VLFeat's ``numOrientations``);
+            ``dalal``: unsigned orientation bins over 0-180°.
+        bilinear_orientation: ``uoctti`` only: VLFeat's bilinear orientation assignment instead
+            of the hard (nearest bin) one. ``dalal`` always votes with eq. 3's triangular filters.
+        vlfeat_rounding: ``uoctti`` + bilinear only. libvl computes the bilinear weight as
+            ``acosf`` of a float32 cosine, which near a bin axis is off from the exact angle by up
+            to ~1e-4 of a bin (a few 1e-4 in the features). ``True`` (default) reproduces libvl's
+            value bit for bit; ``False`` uses the exact angle. The gradient is the exact angle's
+            derivative either way (``False`` is what ``gradcheck`` can verify).
+
+    Returns:
+        ``uoctti``: ``(B, 3n + 4, Hc, Wc)`` with ``Hc = (H + c // 2) // c`` (VLFeat's grid), channels
+        as :func:`feature_channels`. ``dalal``: ``(B, num_bins, H // c, W // c)``, unit L2 norm per
+        image (up to :data:`DALAL_EPS`).
+
+    Raises:
+        ValueError: wrong type, shape, dtype, channel count, size, parameters or non-finite values.
+    """
+    _check_inputs(image, variant, cell_size, num_bins)
+    cell_size, num_bins = int(cell_size), int(num_bins)
+    if variant == "dalal":
+        return _dalal(image, cell_size, num_bins)
+    rows, cols = hog_cell_grid(image.shape[-2], image.shape[-1], "uoctti", cell_size)
+    grid = _uoctti_grid(image, rows, cols, cell_size, num_bins, bool(bilinear_orientation), bool(vlfeat_rounding))
+    cells = _pool_cells(grid, rows, cols, cell_size)
+    return _uoctti_normalize(cells, num_bins)
+
+
+# --------------------------------------------------------------------------------------------
+# Star-glyph picture
+# --------------------------------------------------------------------------------------------
+def _glyph_stack(angles: Sequence[float], size: int) -> np.ndarray:
+    """Anti-aliased bars (``len(angles), size, size``) through the glyph centre, 1 px wide."""
+    centre = (size - 1) / 2.0
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64) - centre
+    glyphs = []
+    for angle in angles:
+        direction = np.array([math.cos(angle), math.sin(angle)])  # image axes: x right, y down
+        along = np.abs(x * direction[0] + y * direction[1])
+        across = np.abs(-x * direction[1] + y * direction[0])
+        bar = np.clip(1.0 - across, 0.0, 1.0) * np.clip(centre + 0.5 - along, 0.0, 1.0)
+        glyphs.append(bar)
+    return np.stack(glyphs).astype(np.float32)
+
+
+def hog_glyphs(
+    features,
+    variant: str,
+    num_bins: int | None = None,
+    glyph_size: int = 21,
+) -> np.ndarray:
+    """Render HOG features as the classic star-glyph picture (VLFeat ``vl_hog('render', ...)``).
+
+    Each cell becomes a ``glyph_size x glyph_size`` tile holding one bar per orientation, drawn
+    along the *edge* (perpendicular to the gradient), with brightness proportional to the
+    orientation's weight: for ``uoctti`` the sum of its two directed and its undirected channels
+    (as VLFeat), for ``dalal`` the bin value. Like VLFeat, a tile is clipped to its weights'
+    range so crossing bars do not saturate.
+
+    Args:
+        features: ``(C, Hc, Wc)`` or ``(1, C, Hc, Wc)`` tensor or array from :func:`hog`.
+        variant: ``"uoctti"`` or ``"dalal"``.
+        num_bins: orientations; inferred from ``C`` when omitted.
+        glyph_size: tile side in pixels (VLFeat uses 21).
+
+    Returns:
+        ``(Hc * glyph_size, Wc * glyph_size)`` float32 image in ``[0, 1]`` (0 = no gradient;
+        signed inputs such as learnt filters map 0 to 0.5).
+    """
+    _check_variant(variant)
+    if isinstance(features, torch.Tensor):
+        features = features.detach().cpu().numpy()
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim == 4:
+        if features.shape[0] != 1:
+            raise ValueError(f"hog_glyphs: expected one image's features, got batch of {features.shape[0]}")
+        features = features[0]
+    if features.ndim != 3:
+        raise ValueError(f"hog_glyphs: features must be (C, Hc, Wc), got shape {features.shape}")
+    channels = features.shape[0]
+    if num_bins is None:
+        num_bins = (channels - 4) // 3 if variant == "uoctti" else channels
+    if num_bins < 1 or channels != num_feature_channels(variant, num_bins):
+        raise ValueError(f"hog_glyphs: {channels} channels do not fit variant {variant!r} with num_bins={num_bins}")
+    if glyph_size < 3:
+        raise ValueError(f"hog_glyphs: glyph_size must be >= 3, got {glyph_size}")
+    n = num_bins
+    if variant == "uoctti":
+        weights = features[:n] + features[n : 2 * n] + features[2 * n : 3 * n]
+        gradient_angles = [k * math.pi / n for k in range(n)]
+    else:
+        weights = features
+        gradient_angles = [(b + 0.5) * math.pi / n for b in range(n)]
+    glyphs = _glyph_stack([a + math.pi / 2 for a in gradient_angles], glyph_size)  # edges ⟂ gradients
+    rows, cols = weights.shape[1:]
+    tiles = np.einsum("kyx,kuv->yxuv", weights, glyphs)  # (Hc, Wc, g, g)
+    low = np.minimum(weights.min(axis=0), 0.0)[..., None, None]
+    high = np.maximum(weights.max(axis=0), 0.0)[..., None, None]
+    tiles = np.clip(tiles, low, high)
+    picture = tiles.transpose(0, 2, 1, 3).reshape(rows * glyph_size, cols * glyph_size)
+    scale = np.abs(picture).max()
+    if scale <= 0:
+        return np.zeros_like(picture, dtype=np.float32)
+    if picture.min() < 0:
+        return (0.5 + 0.5 * picture / scale).astype(np.float32)
+    return (picture / scale).astype(np.float32)
+
+
+from .hog_skimage import skimage_hog  # noqa: E402,F401  (the scikit-image drop-in)
