@@ -36,6 +36,9 @@ _BLOCK_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
 _NORM_EPS = 1e-5
 # Hysteresis clip of L2-Hys (Lowe 2004, as in scikit-image).
 _HYS_CLIP = 0.2
+# Angles closer than this to a bin edge are re-binned exactly in float64 (see _orientation_bins);
+# float32 angles are within ~1e-4 degrees of the float64 ones.
+_EDGE_TOLERANCE_DEG = 1e-3
 
 
 def _as_float_tensor(image) -> torch.Tensor:
@@ -106,12 +109,21 @@ def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
     return torch.where(positive, torch.sqrt(torch.where(positive, x, torch.ones_like(x))), 0.0)
 
 
-def _safe_hypot(g_row: torch.Tensor, g_col: torch.Tensor) -> torch.Tensor:
-    """``hypot`` with derivative 0 (not NaN) where both components are 0."""
-    nonzero = (g_row != 0) | (g_col != 0)
-    ones = torch.ones_like(g_row)
-    magnitude = torch.hypot(torch.where(nonzero, g_row, ones), torch.where(nonzero, g_col, ones))
-    return torch.where(nonzero, magnitude, 0.0)
+class _SafeHypot(torch.autograd.Function):
+    """``hypot(a, b)`` whose derivative is 0 (not NaN) where ``a = b = 0``."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        magnitude = torch.hypot(a, b)
+        ctx.save_for_backward(a, b, magnitude)
+        return magnitude
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        a, b, magnitude = ctx.saved_tensors
+        positive = magnitude > 0
+        scale = torch.where(positive, grad / torch.where(positive, magnitude, 1.0), 0.0)
+        return scale * a, scale * b
 
 
 def _channel_gradients(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,41 +138,31 @@ def _orientation_bins(g_row: torch.Tensor, g_col: torch.Tensor, orientations: in
 
     Matches ``_hoghistogram.pyx``: the angle is ``rad2deg(arctan2(g_row, g_col)) % 180`` in float64
     and bin ``i`` holds ``edge[i] <= angle < edge[i + 1]`` with ``edge[i] = 180. / n * i`` in
-    double precision. Angles at or above ``edge[n]`` (when it rounds below 180) are in no bin.
+    double precision; angles at or above ``edge[n]`` (if it rounds below 180) are in no bin.
+
+    The bulk is binned with torch in the gradients' dtype; only the pixels within
+    ``_EDGE_TOLERANCE_DEG`` of an edge, where one ulp decides, are redone exactly with numpy's
+    (libm's) float64 ``arctan2``, as scikit-image does. torch's vectorised ``atan2`` can differ by
+    one ulp, which matters for pixels lying exactly on an edge -- common in 8-bit photos (45 degree
+    diagonals with ``|g_row| == |g_col|``, 90 degree verticals). The bin choice carries no gradient.
     """
-    # MPS has no float64; everywhere else use it so that bin edges resolve exactly as in Cython.
-    angle_dtype = torch.float32 if g_row.device.type == "mps" else torch.float64
-    g_row = g_row.detach().to(angle_dtype)
-    g_col = g_col.detach().to(angle_dtype)
-    angle = torch.remainder(torch.atan2(g_row, g_col) * (180.0 / math.pi), 180.0)
-    edges = [180.0 / orientations * i for i in range(orientations + 1)]
-    if angle_dtype == torch.float64:
-        angle = _exact_angles_near_edges(angle, g_row, g_col, edges)
-    edges_t = torch.tensor(edges, dtype=angle_dtype, device=angle.device)
-    bins = torch.bucketize(angle, edges_t, right=True) - 1
-    return bins.clamp_(0, orientations)
-
-
-def _exact_angles_near_edges(
-    angle: torch.Tensor, g_row: torch.Tensor, g_col: torch.Tensor, edges: list[float]
-) -> torch.Tensor:
-    """Recompute with numpy's (libm's) ``arctan2`` the angles within 1e-9 degrees of a bin edge.
-
-    torch's vectorised ``atan2`` can differ from libm's by one ulp. That is harmless except for
-    pixels lying exactly on a bin edge -- common in 8-bit photos, e.g. 45 degree diagonals with
-    ``|g_row| == |g_col|`` -- which one ulp moves into the neighbouring bin. These few pixels get
-    scikit-image's exact float64 angle (the bin choice carries no gradient).
-    """
-    width = edges[1]
-    position = angle / width
-    near = (position - position.round()).abs() * width < 1e-9
-    if not bool(near.any()):
-        return angle
-    where = near.nonzero(as_tuple=True)
-    rows = g_row[where].cpu().numpy()
-    cols = g_col[where].cpu().numpy()
-    exact = np.rad2deg(np.arctan2(rows, cols)) % 180
-    return angle.index_put(where, torch.from_numpy(exact).to(angle.device))
+    g_row, g_col = g_row.detach(), g_col.detach()
+    width = 180.0 / orientations
+    # Position in units of bins, wrapped into [0, orientations).
+    scaled = torch.remainder(torch.atan2(g_row, g_col) * (180.0 / math.pi / width), orientations)
+    bins = scaled.floor().clamp_(0, orientations - 1).to(torch.int64)
+    near = (scaled - scaled.round()).abs_() < _EDGE_TOLERANCE_DEG / width
+    if bool(near.any()):
+        where = near.nonzero(as_tuple=True)
+        rows = g_row[where].to(torch.float64).cpu().numpy()
+        cols = g_col[where].to(torch.float64).cpu().numpy()
+        angle = np.rad2deg(np.arctan2(rows, cols)) % 180
+        exact = np.clip(np.floor(angle / width), 0, orientations - 1)
+        # ``width * i`` is the Cython edge bit for bit (one IEEE multiplication).
+        exact -= angle < exact * width
+        exact += angle >= (exact + 1) * width
+        bins = bins.index_put(where, torch.from_numpy(exact.astype(np.int64)).to(bins.device))
+    return bins
 
 
 def _cell_histograms(
@@ -350,7 +352,7 @@ def skimage_hog(
     g_row, g_col = g_row[:, 0], g_col[:, 0]
 
     bins = _orientation_bins(g_row, g_col, orientations)
-    histogram = _cell_histograms(_safe_hypot(g_row, g_col), bins, cell, orientations)
+    histogram = _cell_histograms(_SafeHypot.apply(g_row, g_col), bins, cell, orientations)
     features = _normalize_blocks(histogram, block, block_norm)
 
     if feature_vector:
