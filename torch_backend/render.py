@@ -1,0 +1,474 @@
+"""A differentiable rasterizer in pure torch: soft silhouettes and shaded gray renders of one mesh
+seen from B cameras in gradhog's (Blender's) camera convention (``torch_backend.camera``).
+
+Method (SoftRas, Liu et al., ICCV 2019, "Soft Rasterizer", with exact-threshold silhouettes)
+---------------------------------------------------------------------------------------------
+For every pixel centre ``p`` and projected triangle ``j`` let ``s_j(p)`` be the *signed Euclidean
+distance in pixels* from ``p`` to the triangle (positive inside, exact distance to the nearest
+edge/vertex outside). The triangle's soft coverage is ``D_j = sigmoid(s_j / sharpness)`` and the
+silhouette is SoftRas' probabilistic union::
+
+    silhouette(p) = 1 - prod_j (1 - D_j(p)) = 1 - exp(-sum_j softplus(s_j / sharpness))
+
+``sharpness`` (pixels) is the width of the sigmoid: coverage goes from 0.27 to 0.73 within
++-1 sharpness of an edge. As ``sharpness -> 0`` the silhouette tends to the exact point-sampled
+coverage of pixel centres (what Blender renders without anti-aliasing).
+
+Approximations, and why they keep ``silhouette > 0.5`` equal to the exact coverage:
+
+* For a *closed, consistently oriented* mesh (every edge shared by exactly two faces in opposite
+  directions) back faces are culled: their projections are covered by front faces anyway, and at a
+  contour edge the front face and its back-facing neighbour project onto the same side of the
+  edge, which would double the coverage just outside it and push the 0.5 level outwards by
+  ~0.9 sharpness. With culling a pixel centre on a contour edge gets exactly 0.5. Open meshes are
+  rendered two-sided (no culling), so their 0.5 level lies up to ~0.9 sharpness outside contours
+  that are shared by two faces (``backface_culling`` overrides the automatic choice).
+* Each triangle only touches the pixels in its screen-space bounding box grown by
+  ``5 * sharpness`` (coverage there < 0.007): the cost follows covered pixels, not pixels x faces.
+* Triangles with a vertex behind the near plane (depth < 1e-4 x the camera distance) or with a
+  projected area below 1e-6 px^2 are dropped for that camera (no clipping). Degenerate faces
+  (repeated indices, zero area) are removed once when the mesh is prepared.
+
+Shading: each face gets a flat Lambertian intensity under a directional head light (along the
+camera's optical axis): ``ambient + (1 - ambient) * |cos(angle between face normal and the optical
+axis)|`` (two-sided, like Blender's default), so creases between faces show up as intensity steps (what HOG needs).
+Colours are blended SoftRas-style with weights ``D_j exp(-z_j / depth_softness)`` where ``z_j`` is
+the perspective-correct depth of the pixel on triangle ``j`` normalised to [0, 1] over the mesh's
+depth range in that view; the shaded image is ``silhouette * colour + (1 - silhouette) * background``.
+
+Faces are ``(F, 3)`` vertex indices; vertices are in the mesh's own frame (the camera looks at its
+origin). Only relative imports: this package is vendored into the Blender add-on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .camera import Intrinsics, _as_param, project_camera_points, transform_points, world_to_camera
+
+__all__ = ["DEFAULT_SHARPNESS", "Mesh", "RenderResult", "render", "render_silhouette"]
+
+DEFAULT_SHARPNESS = 0.5
+"""Sigmoid width in pixels used by default (and by the gradient tests)."""
+
+_MARGIN = 5.0  # contour faces' boxes grow by this many sharpness widths (softplus(-5) = 0.0067)
+_OCCLUSION_TOLERANCE = 0.02  # contour edges this far (x depth range) behind the z-buffer are hidden
+_INTERIOR_MARGIN = 2.0  # other faces (shading only): colours blend across creases within this
+_NEAR = 1e-4  # near plane as a fraction of the camera distance
+_MIN_AREA = 1e-6  # px^2: smaller projected triangles are dropped
+
+
+# --------------------------------------------------------------------------------------------
+# mesh preparation
+# --------------------------------------------------------------------------------------------
+def _edge_adjacency(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Neighbours across the edges of a triangle mesh.
+
+    Returns:
+        neighbour (F, 3): the face across edge i (vertex i -> i+1) of each face, -1 for a boundary
+            or non-manifold edge (shared by one or by more than two faces);
+        opposite (F, 3): that neighbour's vertex off the shared edge (-1 likewise);
+        closed: every edge is shared by exactly two faces that traverse it in opposite directions.
+    """
+    n_faces = len(faces)
+    start = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2]]).astype(np.int64)  # edge-major
+    end = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]]).astype(np.int64)
+    third = np.concatenate([faces[:, 2], faces[:, 0], faces[:, 1]]).astype(np.int64)
+    n = int(faces.max()) + 1
+    undirected = np.minimum(start, end) * n + np.maximum(start, end)
+    order = np.argsort(undirected, kind="stable")
+    keys = undirected[order]
+    first = np.r_[True, keys[1:] != keys[:-1]]
+    group = np.cumsum(first) - 1
+    group_size = np.bincount(group)[group]
+    neighbour_row = np.full(len(keys), -1, np.int64)
+    pair = group_size == 2
+    is_first = pair & first
+    firsts = np.nonzero(is_first)[0]
+    neighbour_row[order[firsts]] = order[firsts + 1]
+    neighbour_row[order[firsts + 1]] = order[firsts]
+    has = neighbour_row >= 0
+    neighbour = np.where(has, neighbour_row % max(n_faces, 1), -1)
+    opposite = np.where(has, third[np.where(has, neighbour_row, 0)], -1)
+    closed = bool(pair.all()) and bool((start[np.where(has, neighbour_row, 0)] == end)[has].all())
+    return neighbour.reshape(3, n_faces).T.copy(), opposite.reshape(3, n_faces).T.copy(), closed
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """A triangle mesh prepared for rendering (build it once, render it many times).
+
+    Attributes:
+        vertices: (V, 3) float tensor (may require grad).
+        faces: (F, 3) long tensor, degenerate faces removed.
+        neighbours: (F, 3) long, the face across edge i (vertex i -> i+1) of each face; -1 for
+            boundary and non-manifold edges.
+        opposite: (F, 3) long, that neighbour's vertex off the shared edge (-1 likewise).
+        closed: every edge shared by exactly two faces in opposite directions (back faces can be culled).
+        outward: +1 when its faces wind counter-clockwise seen from outside (positive volume), else -1.
+    """
+
+    vertices: Tensor
+    faces: Tensor
+    neighbours: Tensor
+    opposite: Tensor
+    closed: bool
+    outward: float
+
+    @classmethod
+    def from_arrays(cls, vertices: Any, faces: Any) -> "Mesh":
+        """Validate and prepare ``vertices`` (V, 3) float and ``faces`` (F, 3) int (tensors or arrays).
+
+        Faces with repeated indices or zero 3D area are removed. Raises ``ValueError`` for bad
+        shapes/dtypes, out-of-range indices, non-finite vertices or no usable face.
+        """
+        if isinstance(vertices, Mesh):
+            return vertices
+        if isinstance(vertices, np.ndarray):
+            vertices = torch.from_numpy(np.ascontiguousarray(vertices))
+        if isinstance(faces, np.ndarray):
+            faces = torch.from_numpy(np.ascontiguousarray(faces))
+        if not isinstance(vertices, Tensor) or not isinstance(faces, Tensor):
+            raise ValueError("vertices and faces must be tensors or numpy arrays")
+        if vertices.dim() != 2 or vertices.shape[1] != 3 or vertices.shape[0] == 0:
+            raise ValueError(f"vertices must have shape (V, 3) with V > 0, got {tuple(vertices.shape)}")
+        if not vertices.is_floating_point():
+            raise ValueError(f"vertices must be float32/float64, got {vertices.dtype}")
+        if faces.dim() != 2 or faces.shape[1] != 3 or faces.shape[0] == 0:
+            raise ValueError(f"faces must have shape (F, 3) with F > 0 (triangulate polygons first: "
+                             f"torch_backend.simplify.triangulate), got {tuple(faces.shape)}")
+        if faces.is_floating_point() or faces.dtype == torch.bool:
+            raise ValueError(f"faces must be integer vertex indices, got {faces.dtype}")
+        if not bool(torch.isfinite(vertices.detach()).all()):
+            raise ValueError("vertices must be finite")
+        faces = faces.to(device=vertices.device, dtype=torch.long)
+        if int(faces.min()) < 0 or int(faces.max()) >= vertices.shape[0]:
+            raise ValueError(f"face indices must lie in [0, {vertices.shape[0] - 1}], "
+                             f"got [{int(faces.min())}, {int(faces.max())}]")
+        v = vertices.detach().to(torch.float64)
+        tri = v[faces]
+        cross = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        area2 = torch.linalg.vector_norm(cross, dim=-1)
+        scale = float((v.max(0).values - v.min(0).values).norm()) or 1.0
+        keep = (area2 > 1e-12 * scale * scale) & (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) \
+            & (faces[:, 2] != faces[:, 0])
+        if not bool(keep.any()):
+            raise ValueError("the mesh has no face with non-zero area")
+        faces = faces[keep]
+        neighbours, opposite, closed = _edge_adjacency(faces.cpu().numpy())
+        as_long = lambda a: torch.from_numpy(a).to(device=vertices.device, dtype=torch.long)  # noqa: E731
+        volume = float((tri[keep, 0] * cross[keep]).sum()) / 6.0
+        return cls(vertices, faces, as_long(neighbours), as_long(opposite), closed, 1.0 if volume >= 0 else -1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# rasterization
+# --------------------------------------------------------------------------------------------
+class RenderResult(NamedTuple):
+    """Outputs of :func:`render`, each (H, W) or (B, H, W).
+
+    silhouette: soft coverage in [0, 1].
+    shaded: gray image in [0, 1] (flat Lambertian head light + ambient over ``background``).
+    depth: soft depth (distance along the camera's viewing axis, scene units) of the visible
+        surface; 0 where no triangle is within the sharpness margin.
+    """
+
+    silhouette: Tensor
+    shaded: Tensor
+    depth: Tensor
+
+
+def _camera_setup(mesh: Mesh, camera: dict) -> tuple[Tensor, Tensor, Tensor, Intrinsics, bool, Tensor]:
+    vertices = mesh.vertices
+    dtype, device = vertices.dtype, vertices.device
+    intrinsics = Intrinsics(camera["lens_mm"], camera["sensor_width_mm"], camera["sensor_height_mm"],
+                            camera["sensor_fit"], camera["shift_x"], camera["shift_y"], tuple(camera["resolution"]))
+    view = world_to_camera(camera["azimuth"], camera["elevation"], camera["distance"], camera["roll"],
+                           dtype=dtype, device=device)
+    batched = view.dim() == 3
+    intrinsic_dims = [_as_param(k, camera[k], dtype, device).dim()
+                      for k in ("lens_mm", "sensor_width_mm", "sensor_height_mm", "shift_x", "shift_y")]
+    if not batched:
+        if any(intrinsic_dims):
+            raise ValueError("batched intrinsics need batched pose keywords (tensors of shape (B,))")
+        view = view[None]
+    points_cam = transform_points(vertices, view)  # (B, V, 3)
+    if points_cam.shape[0] != view.shape[0]:
+        points_cam = points_cam.expand(view.shape[0], -1, -1)
+    screen, depth = project_camera_points(points_cam, intrinsics)
+    distance = torch.linalg.vector_norm(view[:, :3, 3], dim=-1)  # (B,)
+    return points_cam, screen, depth, intrinsics, batched, distance
+
+
+def _taper(distance: Tensor, margin: float) -> Tensor:
+    """(1 - d / margin)^2 clamped to [0, 1]: 1 at distance 0, exactly 0 from ``margin`` on."""
+    return (1.0 - distance / margin).clamp(0.0, 1.0) ** 2
+
+
+def _rasterize(mesh: Mesh, camera: dict, sharpness: float, backface_culling: Any, shading: bool,
+               depth_softness: float, ambient: float, background: float):
+    if not (isinstance(sharpness, (int, float)) and np.isfinite(sharpness) and sharpness > 0):
+        raise ValueError(f"sharpness must be a positive number of pixels, got {sharpness!r}")
+    points_cam, screen, depth, intrinsics, batched, distance = _camera_setup(mesh, camera)
+    width, height = intrinsics.resolution
+    batch = screen.shape[0]
+    faces = mesh.faces
+    dtype, device = screen.dtype, screen.device
+    n_pixels = batch * height * width
+    out_shape = (batch, height, width)
+
+    tri = screen[:, faces]  # (B, F, 3, 2)
+    tri_depth = depth[:, faces]  # (B, F, 3)
+    with torch.no_grad():
+        d01 = tri[..., 1, :] - tri[..., 0, :]
+        d02 = tri[..., 2, :] - tri[..., 0, :]
+        area2 = d01[..., 0] * d02[..., 1] - d01[..., 1] * d02[..., 0]
+        in_front = tri_depth.min(-1).values > _NEAR * distance[:, None]
+        valid = in_front & (area2.abs() > 2 * _MIN_AREA)
+        cull = mesh.closed if backface_culling == "auto" else bool(backface_culling)
+        if cull:
+            # y points down in pixels, so a face wound counter-clockwise seen from the camera has
+            # a negative signed area; ``outward`` flips this for meshes wound the other way.
+            valid &= area2 * mesh.outward < 0
+        # Contour edges: where the projected surface folds over (the neighbour across the edge
+        # lies on the same side of it as this face), boundary/non-manifold edges, and edges whose
+        # neighbour is not drawn. Only faces with a contour edge need the wide soft margin; the
+        # others lie inside the silhouette.
+        nb = mesh.neighbours.clamp(min=0)
+        nb_valid = valid.gather(1, nb.reshape(1, -1).expand(batch, -1)).reshape(batch, -1, 3)
+        nb_valid &= (mesh.neighbours >= 0)[None]
+        edge_vec = tri.roll(-1, dims=-2) - tri  # (B, F, 3, 2)
+        opp = screen[:, mesh.opposite.clamp(min=0)]  # (B, F, 3, 2)
+        to_opp = opp - tri
+        side_opp = edge_vec[..., 0] * to_opp[..., 1] - edge_vec[..., 1] * to_opp[..., 0]
+        folded = side_opp * area2[..., None] >= 0
+        contour_edge = valid[..., None] & (~nb_valid | folded)
+        has_contour = contour_edge.any(-1)
+        margin = torch.where(has_contour, _MARGIN * sharpness, (_INTERIOR_MARGIN * sharpness) if shading else 0.0)
+        lo = tri.min(dim=-2).values - margin[..., None]  # (B, F, 2)
+        hi = tri.max(dim=-2).values + margin[..., None]
+        # pixel i is touched when its centre i + 0.5 lies in [lo, hi]
+        x0 = torch.ceil(lo[..., 0] - 0.5).clamp(min=0)
+        x1 = torch.floor(hi[..., 0] - 0.5).clamp(max=width - 1)
+        y0 = torch.ceil(lo[..., 1] - 0.5).clamp(min=0)
+        y1 = torch.floor(hi[..., 1] - 0.5).clamp(max=height - 1)
+        valid &= (x1 >= x0) & (y1 >= y0)
+        b_idx, f_idx = valid.nonzero(as_tuple=True)
+        x0, y0 = x0[b_idx, f_idx].long(), y0[b_idx, f_idx].long()
+        box_w = x1[b_idx, f_idx].long() - x0 + 1
+        box_h = y1[b_idx, f_idx].long() - y0 + 1
+        counts = box_w * box_h
+        total = int(counts.sum()) if counts.numel() else 0
+
+    if total == 0:
+        empty = (screen.sum() * 0).expand(out_shape)  # keeps the graph (zero gradients, never NaN)
+        sil = empty.clone()
+        return (sil, torch.full_like(sil, float(background)) + empty, empty.clone()), batched
+
+    with torch.no_grad():
+        pair_face = torch.repeat_interleave(torch.arange(counts.numel(), device=device), counts, output_size=total)
+        starts = torch.cumsum(counts, 0) - counts
+        local = torch.arange(total, device=device) - starts[pair_face]
+        pair_w = box_w[pair_face]
+        px = x0[pair_face] + local % pair_w
+        py = y0[pair_face] + local // pair_w
+        pixel = (b_idx[pair_face] * height + py) * width + px  # flat index into (B, H, W)
+        centre = torch.stack([px, py], dim=-1).to(dtype) + 0.5
+        face_contour = contour_edge[b_idx, f_idx]  # (K, 3)
+
+    # Per-face linear functions of the pixel position (one gather per pair instead of gathering
+    # vertices): for edge i from v_i to v_{i+1} with length l_i,
+    #   line_i(p)    = signed distance to the edge's line, positive on the triangle's side,
+    #   tangent_i(p) = position of p's projection along the edge (0 at v_i, 1 at v_{i+1}).
+    face_tri = tri[b_idx, f_idx]  # (K, 3, 2) with grad
+    edges = face_tri.roll(-1, dims=-2) - face_tri
+    length = torch.sqrt((edges * edges).sum(-1) + 1e-20)  # (K, 3)
+    face_area2 = edges[:, 0, 0] * -edges[:, 2, 1] + edges[:, 0, 1] * edges[:, 2, 0]  # e0 x (v2 - v0)
+    orient = torch.sign(face_area2.detach())[:, None]
+    line_a = -orient * edges[..., 1] / length
+    line_b = orient * edges[..., 0] / length
+    line_c = -(line_a * face_tri[..., 0] + line_b * face_tri[..., 1])
+    tan_p = edges[..., 0] / (length * length)
+    tan_q = edges[..., 1] / (length * length)
+    tan_r = -(tan_p * face_tri[..., 0] + tan_q * face_tri[..., 1])
+    # 1/depth is linear in screen space: its barycentric weights are line_i * l_i / |area| (the
+    # weight of the vertex opposite edge i).
+    inv_depth = 1.0 / tri_depth[b_idx, f_idx]  # (K, 3)
+    inv_coef = length / face_area2.abs()[:, None] * inv_depth.roll(-2, dims=-1)
+    coef = [line_a, line_b, line_c, tan_p, tan_q, tan_r, length, inv_coef]
+    # unbind (not indexing) so that the backward is one stack, not a zero-filled tensor per slice
+    pair_coef = torch.stack(coef, dim=-1).index_select(0, pair_face).unbind(-1)  # each (N, 3)
+    x, y = centre[:, 0:1], centre[:, 1:2]
+    line = pair_coef[0] * x + pair_coef[1] * y + pair_coef[2]  # (N, 3)
+    along = pair_coef[3] * x + pair_coef[4] * y + pair_coef[5]
+    beyond = (along - along.clamp(0.0, 1.0)) * pair_coef[6]
+    edge_dist2 = line * line + beyond * beyond  # squared distance to each edge segment
+    with torch.no_grad():
+        inside = (line >= 0).all(dim=-1)
+        pair_contour = face_contour[pair_face]
+        any_contour = pair_contour.any(dim=-1)
+        face_inv = inv_depth.detach()
+        lo_inv, hi_inv = face_inv.min(-1).values[pair_face], face_inv.max(-1).values[pair_face]
+    pair_inv = (line * pair_coef[7]).sum(-1)
+    pair_inv = torch.maximum(torch.minimum(pair_inv, hi_inv), lo_inv)  # clamp to the triangle's range
+    pair_depth = 1.0 / pair_inv
+    line_min = line.min(dim=-1).values  # exact signed distance inside, an underestimate outside
+    outside_dist = torch.sqrt(edge_dist2.min(dim=-1).values + 1e-12)
+    signed = torch.where(inside, line_min, -outside_dist) / sharpness  # in sharpness units
+
+    with torch.no_grad():
+        front_depth = tri_depth.masked_fill(~valid[..., None], torch.inf).amin(dim=(1, 2))
+        back_depth = tri_depth.masked_fill(~valid[..., None], -torch.inf).amax(dim=(1, 2))
+        front_depth = torch.where(torch.isfinite(front_depth), front_depth, torch.zeros_like(front_depth))
+        span = (back_depth - front_depth).nan_to_num(1.0, 1.0, 1.0).clamp(min=1e-12)
+        pair_batch = b_idx[pair_face]
+        # hard z-buffer of the pixel centres, to tell visible contour edges from occluded ones
+        zbuffer = torch.full((n_pixels,), torch.inf, dtype=dtype, device=device)
+        zbuffer = zbuffer.scatter_reduce(0, pixel, torch.where(inside, pair_depth, torch.inf), reduce="amin")
+        inside_any = torch.isfinite(zbuffer)
+        visible = pair_depth <= zbuffer[pixel] + _OCCLUSION_TOLERANCE * span[pair_batch]
+
+    # Outside: the sigmoid of the exact signed distance to the projected union, i.e. to the
+    # nearest triangle. That lies on a face with a contour edge, so only those count (and
+    # overlapping soft edges cannot inflate the coverage as in SoftRas' product).
+    nearest = torch.full((n_pixels,), -_MARGIN, dtype=dtype, device=device)
+    nearest = nearest.scatter_reduce(0, pixel, torch.where(any_contour, signed, torch.full_like(signed, -_MARGIN)),
+                                     reduce="amax", include_self=True)
+    outside = torch.sigmoid(nearest) * _taper(-nearest, _MARGIN)
+    # Inside: the sigmoid of the distance to the nearest *visible contour edge* (interior edges
+    # between visible faces do not count, nor do contours hidden behind a nearer surface), so the
+    # coverage is continuous across the silhouette and has no seams inside it.
+    contour_dist = torch.sqrt(edge_dist2.masked_fill(~pair_contour, 1e30).min(dim=-1).values + 1e-12) / sharpness
+    inner = torch.full((n_pixels,), _MARGIN, dtype=dtype, device=device)
+    inner = inner.scatter_reduce(0, pixel, torch.where(any_contour & visible, contour_dist,
+                                                       torch.full_like(contour_dist, _MARGIN)),
+                                 reduce="amin", include_self=True)
+    inside_cover = 1.0 - (1.0 - torch.sigmoid(inner)) * _taper(inner, _MARGIN)
+    silhouette = torch.where(inside_any, inside_cover, outside)
+    if not shading:
+        return (silhouette.reshape(out_shape), None, None), batched
+
+    znorm = (pair_depth - front_depth[pair_batch]) / span[pair_batch]
+    # log of SoftRas' weight D_j exp(-z_j / gamma), D_j tapered to 0 at the face's margin
+    face_margin = torch.where(any_contour, _MARGIN, _INTERIOR_MARGIN)
+    logits = F.logsigmoid(signed) + 2.0 * torch.log(((1.0 + signed / face_margin).clamp(0.0, 1.0)) + 1e-30) \
+        - znorm / depth_softness
+    with torch.no_grad():
+        peak = torch.full((n_pixels,), -torch.inf, dtype=dtype, device=device)
+        peak = peak.scatter_reduce(0, pixel, logits, reduce="amax", include_self=True)
+    weight = torch.exp(logits - peak[pixel])
+
+    # Flat Lambert under a directional head light along the optical axis: |n_z| with n the unit
+    # face normal in camera space (a point light at the camera would give the two triangles of a
+    # planar quad different flat intensities, i.e. a fake crease).
+    cam_tri = points_cam[b_idx[:, None], faces[f_idx]]  # (K, 3, 3)
+    normal = torch.linalg.cross(cam_tri[:, 1] - cam_tri[:, 0], cam_tri[:, 2] - cam_tri[:, 0])
+    cos_z = normal[:, 2] / torch.sqrt((normal * normal).sum(-1) + 1e-30)
+    intensity = ambient + (1.0 - ambient) * cos_z.abs()
+
+    zeros = torch.zeros(n_pixels, dtype=dtype, device=device)
+    weight_sum = zeros.index_add(0, pixel, weight)
+    colour = zeros.index_add(0, pixel, weight * intensity[pair_face]) / weight_sum.clamp(min=1e-30)
+    soft_depth = zeros.index_add(0, pixel, weight * pair_depth) / weight_sum.clamp(min=1e-30)
+    shaded = silhouette * colour + (1.0 - silhouette) * background
+    return (silhouette.reshape(out_shape), shaded.reshape(out_shape), soft_depth.reshape(out_shape)), batched
+
+
+def _camera_dict(azimuth, elevation, distance, roll, shift_x, shift_y, lens_mm, sensor_width_mm,
+                 sensor_height_mm, sensor_fit, resolution) -> dict:
+    return dict(azimuth=azimuth, elevation=elevation, distance=distance, roll=roll, shift_x=shift_x,
+                shift_y=shift_y, lens_mm=lens_mm, sensor_width_mm=sensor_width_mm,
+                sensor_height_mm=sensor_height_mm, sensor_fit=sensor_fit, resolution=resolution)
+
+
+def render_silhouette(
+    vertices,
+    faces=None,
+    *,
+    azimuth,
+    elevation,
+    distance,
+    roll=0.0,
+    shift_x=0.0,
+    shift_y=0.0,
+    lens_mm=50.0,
+    sensor_width_mm=36.0,
+    sensor_height_mm=24.0,
+    sensor_fit: str = "AUTO",
+    resolution: Sequence[int] = (1920, 1080),
+    sharpness: float = DEFAULT_SHARPNESS,
+    backface_culling: Any = "auto",
+) -> Tensor:
+    """Soft silhouette of a mesh seen by Blender cameras (see the module docstring for the method).
+
+    Args:
+        vertices: (V, 3) float tensor/array in the mesh's own frame, or a prepared :class:`Mesh`
+            (then ``faces`` is omitted).
+        faces: (F, 3) integer tensor/array.
+        azimuth, elevation, distance, roll, shift_x, shift_y, lens_mm, sensor_width_mm,
+            sensor_height_mm, sensor_fit, resolution: the camera, exactly as in
+            :func:`torch_backend.camera.project_points` (degrees; floats or tensors of shape (B,)).
+        sharpness: sigmoid width in pixels (smaller = closer to a hard silhouette, sparser gradients).
+        backface_culling: "auto" (cull when the mesh is closed and consistently oriented), True, False.
+
+    Returns:
+        (H, W) coverage in [0, 1] for scalar pose keywords, (B, H, W) for tensors of shape (B,);
+        differentiable w.r.t. the vertices and every camera parameter.
+    """
+    mesh = vertices if isinstance(vertices, Mesh) else Mesh.from_arrays(vertices, faces)
+    camera = _camera_dict(azimuth, elevation, distance, roll, shift_x, shift_y, lens_mm, sensor_width_mm,
+                          sensor_height_mm, sensor_fit, resolution)
+    (silhouette, _, _), batched = _rasterize(mesh, camera, float(sharpness), backface_culling, False, 1.0, 0.0, 0.0)
+    return silhouette if batched else silhouette[0]
+
+
+def render(
+    vertices,
+    faces=None,
+    *,
+    azimuth,
+    elevation,
+    distance,
+    roll=0.0,
+    shift_x=0.0,
+    shift_y=0.0,
+    lens_mm=50.0,
+    sensor_width_mm=36.0,
+    sensor_height_mm=24.0,
+    sensor_fit: str = "AUTO",
+    resolution: Sequence[int] = (1920, 1080),
+    sharpness: float = DEFAULT_SHARPNESS,
+    depth_softness: float = 1e-3,
+    ambient: float = 0.25,
+    background: float = 0.0,
+    backface_culling: Any = "auto",
+) -> RenderResult:
+    """Soft silhouette, flat-shaded gray image and soft depth of a mesh (same camera keywords as
+    :func:`render_silhouette`).
+
+    Args:
+        depth_softness: SoftRas' gamma on depth normalised to [0, 1] over the mesh's depth range in
+            each view (smaller = harder occlusion).
+        ambient: intensity of a surface seen edge-on; a surface facing the camera has 1.
+        background: gray value outside the silhouette.
+
+    Returns:
+        :class:`RenderResult` of (H, W) or (B, H, W) tensors.
+    """
+    if not (depth_softness > 0):
+        raise ValueError(f"depth_softness must be > 0, got {depth_softness!r}")
+    if not (0.0 <= ambient <= 1.0):
+        raise ValueError(f"ambient must lie in [0, 1], got {ambient!r}")
+    mesh = vertices if isinstance(vertices, Mesh) else Mesh.from_arrays(vertices, faces)
+    camera = _camera_dict(azimuth, elevation, distance, roll, shift_x, shift_y, lens_mm, sensor_width_mm,
+                          sensor_height_mm, sensor_fit, resolution)
+    outputs, batched = _rasterize(mesh, camera, float(sharpness), backface_culling, True, float(depth_softness),
+                                  float(ambient), float(background))
+    if not batched:
+        outputs = tuple(o[0] for o in outputs)
+    return RenderResult(*outputs)
