@@ -96,6 +96,18 @@ def test_float32_input_stays_float32_and_close():
     np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("orientations", [4, 9, 12])
+def test_float32_8bit_values_on_bin_edges(orientations):
+    # 8-bit values: many gradients lie exactly on the 45/90 degree edges, where float32 angles
+    # must not decide the bin (scikit-image bins float32 gradients with float64 angles).
+    image = IMAGES["astronaut_rgb_uint8"].astype(np.float32)
+    kwargs = dict(orientations=orientations, pixels_per_cell=(5, 6), cells_per_block=(2, 2),
+                  block_norm="L1", channel_axis=-1)
+    expected = reference_hog(image, **kwargs)
+    got = skimage_hog(torch.from_numpy(image), **kwargs)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-5)
+
+
 def test_visualize_matches_skimage_picture():
     image = IMAGES["astronaut_gray_float"]
     for cell in [(8, 8), (6, 9), (5, 5)]:
