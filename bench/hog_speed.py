@@ -4,8 +4,8 @@
     python bench/hog_speed.py --quick    # smoke run: one small size, few repetitions
     python bench/hog_speed.py --markdown docs/hog_speed.md   # also write the table there
 
-Every figure is the median wall time of repeated calls in this process, so the ratios compare
-methods under the same machine load. Inputs are gray images (``skimage.data.camera()`` resized,
+Every figure is the median wall time of repeated calls in this process, timed round-robin (one
+call of each method per round), so the ratios compare methods under the same machine load. Inputs are gray images (``skimage.data.camera()`` resized,
 plus a little noise per batch item): float32 ``(B, 1, H, W)`` for gradhog's ``hog``, ``(B, H, W)``
 for ``skimage_hog``, float32 ``(H, W)`` for ``skimage.feature.hog`` and uint8 for
 ``cv2.HOGDescriptor`` (it accepts nothing else); the peers loop over the batch. Settings:
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import statistics
 import sys
@@ -47,17 +48,24 @@ def _batch(height: int, width: int, batch: int) -> np.ndarray:
     return np.clip(base[None] + noise, 0.0, 1.0)
 
 
-def _median_seconds(fn, budget_s: float, min_reps: int, max_reps: int) -> float:
-    fn()  # warm-up: allocator, lazy imports, OpenCV's first-call setup
-    times = []
+def _median_seconds(calls: dict, budget_s: float, min_reps: int, max_reps: int) -> dict:
+    """Median wall time of each zero-argument callable, timed round-robin.
+
+    One repetition of every callable per round, so that a load spike from other processes on a
+    shared machine hits all methods alike and the ratios stay comparable.
+    """
+    for call in calls.values():
+        call()  # warm-up: allocator, lazy imports, OpenCV's first-call setup
+    times = {name: [] for name in calls}
     start = time.perf_counter()
-    while len(times) < min_reps or (
-        len(times) < max_reps and time.perf_counter() - start < budget_s
-    ):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    rounds = 0
+    while rounds < min_reps or (rounds < max_reps and time.perf_counter() - start < budget_s):
+        for name, call in calls.items():
+            t0 = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - t0)
+        rounds += 1
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def _methods(images: np.ndarray):
@@ -125,7 +133,8 @@ def main(argv=None) -> int:
     default_torch_threads = torch.get_num_threads()
     default_cv2_threads = cv2.getNumThreads()
     sizes, batches = (SIZES[:1], [1, 2]) if args.quick else (SIZES, BATCHES)
-    budget_s, min_reps, max_reps = (0.2, 2, 5) if args.quick else (1.0, 5, 30)
+    budget_s, min_reps, max_reps = (0.3, 2, 5) if args.quick else (4.0, 7, 40)
+    load_before = os.getloadavg()
     thread_settings = [(1, 1), (default_torch_threads, default_cv2_threads)]
 
     header = (
@@ -141,15 +150,17 @@ def main(argv=None) -> int:
         for height, width in sizes:
             for batch in batches:
                 images = _batch(height, width, batch)
-                timings = {}
-                for name, (forward, forward_backward) in _methods(images).items():
-                    fwd = _median_seconds(forward, budget_s, min_reps, max_reps)
-                    both = (
-                        None
-                        if forward_backward is None
-                        else _median_seconds(forward_backward, budget_s, min_reps, max_reps)
-                    )
-                    timings[name] = (fwd, both)
+                methods = _methods(images)
+                calls = {}
+                for name, (forward, forward_backward) in methods.items():
+                    calls[(name, "fwd")] = forward
+                    if forward_backward is not None:
+                        calls[(name, "fwd+bwd")] = forward_backward
+                medians = _median_seconds(calls, budget_s, min_reps, max_reps)
+                timings = {
+                    name: (medians[(name, "fwd")], medians.get((name, "fwd+bwd")))
+                    for name in methods
+                }
                 sk_fwd = timings["skimage.feature.hog"][0]
                 cv_fwd = timings["cv2.HOGDescriptor"][0]
                 for name, (fwd, both) in timings.items():
@@ -184,7 +195,13 @@ def main(argv=None) -> int:
         f"{platform.processor() or platform.machine()}, {default_torch_threads} torch threads by "
         f"default, torch {torch.__version__}, OpenCV {cv2.__version__}"
     )
+    load_after = os.getloadavg()
+    load = (
+        f"1-min load average {load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end "
+        f"({os.cpu_count()} CPUs)"
+    )
     print()
+    print(load)
     print("\n".join(lines))
     print()
     for target in targets:
@@ -195,7 +212,7 @@ def main(argv=None) -> int:
         with open(args.markdown, "w", encoding="utf-8") as handle:
             handle.write("# HOG speed\n\n")
             handle.write(f"Command: `{command}` — run {stamp} on {machine}, "
-                         f"scikit-image {skimage.__version__}.\n\n")
+                         f"scikit-image {skimage.__version__}; {load}.\n\n")
             handle.write(__doc__.split("\n\n", 2)[2].strip() + "\n\n")
             handle.write("\n".join(lines) + "\n\n")
             if targets:
