@@ -19,7 +19,7 @@ one-off rendering of the coarse views (cached per mesh and field of view).
 
 Usage::
 
-    .venv/bin/python bench/make_pose_dataset.py            # once, ~1 min
+    .venv/bin/python bench/make_pose_dataset.py            # once, ~1 min (else done on first run)
     .venv/bin/python bench/pose_accuracy.py [--limit N] [--modes mask box photo] [--quick]
         [--set bench/data/pose_set] [--markdown docs/pose_accuracy.md] [--json results.json]
 """
@@ -181,8 +181,29 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
     parser.add_argument("--json", type=Path, default=None, help="per-photo results as JSON")
+    parser.add_argument("--from-json", type=Path, nargs="+", default=None,
+                        help="print the tables of earlier --json runs (merged) instead of running")
     args = parser.parse_args(argv)
+    if args.from_json:
+        results = {}
+        for path in args.from_json:
+            for key, rows in json.loads(path.read_text()).items():
+                mode, stage = key.split("/", 1)
+                results.setdefault((mode, stage), []).extend(rows)
+        modes = [m for m in MODES if any(k[0] == m for k in results)]
+        for m in modes:
+            for stage in STAGES:
+                results.setdefault((m, stage), [])
+        print(markdown_table(results, modes))
+        print()
+        print(per_mesh_table(results, modes))
+        return 0
     torch.set_num_threads(args.threads)
+    if not (args.set / "index.json").exists():
+        import make_pose_dataset  # noqa: WPS433 (needs bpy; only when the set is missing)
+
+        print(f"{args.set}: no pose set yet, building it with Blender (about a minute)", flush=True)
+        make_pose_dataset.main(["--out", str(args.set)])
     records = pose_common.load_index(args.set)
     limit = args.limit if args.limit is not None else (8 if args.quick else None)
     if limit is not None:
