@@ -14,15 +14,35 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import importlib
 import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import bpy
-import numpy as np
 
-from . import _backend, scene as blender_scene
+from . import _backend
+
+
+class LazyModule:
+    """A module imported on first use. NumPy (and what needs it) must not be imported when the
+    add-on registers: Blender builds without NumPy still show the panel and say what to install."""
+
+    def __init__(self, name: str):
+        self._module_name = name
+        self._module = None
+
+    def __getattr__(self, attribute: str):
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        if self._module is None:
+            self._module = importlib.import_module(self._module_name)
+        return getattr(self._module, attribute)
+
+
+np = LazyModule("numpy")
+blender_scene = LazyModule(f"{__package__}.scene")
 
 TORCH_MISSING = "PyTorch is not installed: open Preferences ▸ Add-ons ▸ GradHOG ▸ Install PyTorch"
 
@@ -43,6 +63,7 @@ def load_backend(name: str):
     except ImportError:
         pass
     try:
+        import numpy  # noqa: F401  (installed with PyTorch by the preferences' button)
         import torch  # noqa: F401  (the most common missing piece, named in the message)
     except ImportError:
         raise AlignError(TORCH_MISSING) from None
@@ -149,10 +170,10 @@ def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_s
     if camera is not None and camera.type != 'CAMERA':
         raise AlignError(f"{camera.name!r} is not a camera")
     camera = camera or scene.camera
-    image = resolve_photo(photo)
     pose = load_backend("pose")
     camera_module = load_backend("camera")
     masks = load_backend("masks")
+    image = resolve_photo(photo)
     if device not in ('cpu', 'cuda'):
         raise AlignError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if device == 'cuda':

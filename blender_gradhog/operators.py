@@ -11,10 +11,13 @@ import threading
 import traceback
 
 import bpy
-import numpy as np
 from bpy.props import BoolProperty, IntProperty, StringProperty
 
-from . import api, properties, scene as blender_scene
+from . import api, properties
+
+# Imported on first use so that the add-on registers on Blender builds without NumPy.
+np = api.LazyModule("numpy")
+blender_scene = api.LazyModule(f"{__package__}.scene")
 
 HEADER_TEXT = "Aligning… Esc to cancel"
 
@@ -50,6 +53,7 @@ def prepare_kwargs(context) -> dict:
         "device": settings.device,
         "seed": settings.seed,
         "lock_focal_length": settings.lock_focal_length,
+        "refine": settings.refine,
         "iterations": settings.iterations,
         "starts": settings.starts,
     }

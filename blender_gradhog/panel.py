@@ -95,8 +95,11 @@ class GRADHOG_PT_options(_GradHOGPanel, bpy.types.Panel):
         row = layout.row()
         row.prop(settings, "hog_variant")
         row.active = _backend_accepts("hog_variant")
-        layout.prop(settings, "starts")
-        layout.prop(settings, "iterations")
+        layout.prop(settings, "refine")
+        column = layout.column()
+        column.active = settings.refine
+        column.prop(settings, "starts")
+        column.prop(settings, "iterations")
         layout.prop(settings, "top_k")
         layout.prop(settings, "lock_focal_length")
         layout.prop(settings, "device")

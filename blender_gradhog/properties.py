@@ -129,6 +129,12 @@ class GradHOGSettings(bpy.types.PropertyGroup):
         ),
         default='uoctti',
     )
+    refine: BoolProperty(
+        name="Refine",
+        description="Refine the best coarse views by following the ∇HOG / silhouette gradient "
+                    "(off: coarse viewpoint grid only, a quick first look)",
+        default=True,
+    )
     starts: IntProperty(
         name="Starts",
         description="Number of coarse poses refined by gradient descent",

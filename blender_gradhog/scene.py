@@ -10,13 +10,18 @@ are expressed in this frame, so distances come out in scene units.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 
 import bpy
-import numpy as np
 from mathutils import Matrix
+
+from .api import LazyModule
+
+np = LazyModule("numpy")  # on first use: loading a photo or adding a camera must work without it
 
 # Camera and scene properties :func:`write_camera` may change; :func:`camera_state` snapshots them.
 _CAMERA_DATA_FIELDS = ("type", "lens", "lens_unit", "sensor_fit", "sensor_width", "sensor_height",
@@ -213,7 +218,8 @@ def render_views(vertices: np.ndarray, faces: np.ndarray, camera_matrices, *, ca
             for index, (matrix, (shift_x, shift_y)) in enumerate(zip(matrices, shifts)):
                 camera.matrix_world = Matrix(matrix.tolist())
                 camera_data.shift_x, camera_data.shift_y = float(shift_x), float(shift_y)
-                bpy.ops.render.render(write_still=True, scene=scene.name)
+                with _silenced_stdout():  # Blender logs "Saved: ..." for every still
+                    bpy.ops.render.render(write_still=True, scene=scene.name)
                 rgba = _read_png(path, width, height)
                 shaded[index] = rgba[..., 0]
                 silhouettes[index] = rgba[..., 3]
@@ -225,6 +231,24 @@ def render_views(vertices: np.ndarray, faces: np.ndarray, camera_matrices, *, ca
         render_result = bpy.data.images.get("Render Result")
         if existing_render_result is None and render_result is not None:
             bpy.data.images.remove(render_result)
+
+
+@contextlib.contextmanager
+def _silenced_stdout():
+    """Send the C-level stdout to /dev/null for a moment (Blender prints from C, not via sys.stdout)."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (AttributeError, OSError, ValueError):  # no real file descriptor (embedded consoles)
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _set_triangles(mesh, faces: np.ndarray) -> None:

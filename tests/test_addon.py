@@ -74,15 +74,19 @@ def build_scene(tmp_path, *, pose=TRUE_POSE, size=PHOTO_SIZE):
     return chair, camera, photo, true_matrix
 
 
-FAST = {"iterations": 20}
+# Tests of the plumbing skip the gradient refinement (coarse grid only, a few seconds); the
+# recovery test below refines.
+FAST = {"refine": False}
 
 
-def configure_panel(chair, camera, photo):
+def configure_panel(chair, camera, photo, *, refine=False, iterations=15, starts=2):
     settings = bpy.context.scene.gradhog
     settings.photo_path = str(photo)
     settings.target = chair
     settings.camera = camera
-    settings.iterations = FAST["iterations"]
+    settings.refine = refine
+    settings.iterations = iterations
+    settings.starts = starts
     settings.top_k = 3
     return settings
 
@@ -212,7 +216,7 @@ def test_workbench_coarse_views_match_the_convention_and_leave_no_trace():
 
 def test_align_operator_recovers_the_photo_camera_on_a_moved_rotated_scaled_object(tmp_path):
     chair, camera, photo, true_matrix = build_scene(tmp_path)
-    settings = configure_panel(chair, camera, photo)
+    settings = configure_panel(chair, camera, photo, refine=True)
     units_before = (bpy.context.scene.unit_settings.system, bpy.context.scene.unit_settings.scale_length)
     assert bpy.ops.gradhog.align_camera('INVOKE_DEFAULT') == {'FINISHED'}  # synchronous in background
     camera = bpy.data.objects["Photo Camera"]
@@ -221,8 +225,9 @@ def test_align_operator_recovers_the_photo_camera_on_a_moved_rotated_scaled_obje
     true_distance = np.linalg.norm(true_matrix[:3, 3] - np.array(chair.matrix_world)[:3, 3])
     written_distance = np.linalg.norm(written[:3, 3] - np.array(chair.matrix_world)[:3, 3])
     print(f"rotation error {rotation_error:.2f} deg, distance {written_distance:.3f} vs {true_distance:.3f}")
-    assert rotation_error < 10.0
-    assert abs(written_distance / true_distance - 1.0) < 0.10
+    # The coarse grid alone is ~9 degrees off here (10-degree steps): this needs the refinement.
+    assert rotation_error < 3.0
+    assert abs(written_distance / true_distance - 1.0) < 0.03
     scene = bpy.context.scene
     assert (scene.render.resolution_x, scene.render.resolution_y) == PHOTO_SIZE
     assert camera.data.background_images[0].image.name == settings.photo_image.name
@@ -253,9 +258,13 @@ def test_undo_restores_the_camera_exactly(tmp_path):
     chair, camera, photo, _ = build_scene(tmp_path)
     configure_panel(chair, camera, photo)
     scene = bpy.context.scene
+    assert {'REGISTER', 'UNDO'} <= operators.GRADHOG_OT_align_camera.bl_options
     bpy.ops.ed.undo_push(message="before align")
     before = blender_scene.camera_state(camera, scene)
     assert bpy.ops.gradhog.align_camera() == {'FINISHED'}
+    # Operators run from Python do not push undo themselves; the UI pushes one step named after
+    # the operator when it finishes, which is what this emulates.
+    bpy.ops.ed.undo_push(message="Align Camera")
     assert blender_scene.camera_state(bpy.data.objects["Photo Camera"], bpy.context.scene) != before
     bpy.ops.ed.undo()
     after = blender_scene.camera_state(bpy.data.objects["Photo Camera"], bpy.context.scene)
