@@ -140,3 +140,32 @@ def test_gradcheck_float64_full_jacobian(variant, bilinear, rounding):
     assert torch.autograd.gradcheck(
         lambda x: hog(x, variant, 4, 9, bilinear, vlfeat_rounding=rounding), (image,), eps=1e-6, atol=1e-5, rtol=1e-4
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Glyph picture
+# ---------------------------------------------------------------------------------------------
+from torch_backend.hog import hog_glyphs  # noqa: E402
+
+
+@pytest.mark.parametrize("variant", ["uoctti", "dalal"])
+def test_glyphs_shape_range_and_edge_orientation(variant):
+    # A vertical edge (horizontal gradient): its glyph bars must be vertical (drawn along edges).
+    x = torch.arange(32, dtype=torch.float64)
+    image = (x >= 16).to(torch.float64).view(1, 1, 1, 32).expand(1, 1, 32, 32).contiguous()
+    features = hog(image, variant, 8)
+    picture = hog_glyphs(features, variant, glyph_size=21)
+    assert picture.shape == (features.shape[-2] * 21, features.shape[-1] * 21)
+    assert picture.dtype == np.float32 and picture.min() >= 0.0 and picture.max() == pytest.approx(1.0)
+    tile = picture[21:42, 21:42]  # cell (1, 1), next to the edge
+    column_energy, row_energy = tile.sum(axis=0), tile.sum(axis=1)
+    assert column_energy.max() > 3 * row_energy.max()  # energy in a vertical stroke
+
+
+def test_glyphs_of_zero_features_are_black_and_bad_shapes_rejected():
+    assert hog_glyphs(np.zeros((31, 2, 3)), "uoctti").max() == 0.0
+    assert hog_glyphs(torch.zeros(1, 9, 2, 2), "dalal", glyph_size=7).shape == (14, 14)
+    with pytest.raises(ValueError):
+        hog_glyphs(np.zeros((30, 2, 2)), "uoctti")
+    with pytest.raises(ValueError):
+        hog_glyphs(np.zeros((2, 31, 2, 2)), "uoctti")
