@@ -299,7 +299,8 @@ def _rasterize(mesh: Mesh, camera: dict, sharpness: float, backface_culling: Any
     # 1/depth is linear in screen space: its barycentric weights are line_i * l_i / |area| (the
     # weight of the vertex opposite edge i).
     inv_depth = 1.0 / tri_depth[b_idx, f_idx]  # (K, 3)
-    inv_coef = length / face_area2.abs()[:, None] * inv_depth.roll(-2, dims=-1)
+    area_abs = face_area2.abs()
+    inv_coef = length / area_abs[:, None] * inv_depth.roll(-2, dims=-1)
     coef = [line_a, line_b, line_c, tan_p, tan_q, tan_r, length, inv_coef]
     # unbind (not indexing) so that the backward is one stack, not a zero-filled tensor per slice
     pair_coef = torch.stack(coef, dim=-1).index_select(0, pair_face).unbind(-1)  # each (N, 3)
@@ -314,24 +315,30 @@ def _rasterize(mesh: Mesh, camera: dict, sharpness: float, backface_culling: Any
         any_contour = pair_contour.any(dim=-1)
         face_inv = inv_depth.detach()
         lo_inv, hi_inv = face_inv.min(-1).values[pair_face], face_inv.max(-1).values[pair_face]
-    pair_inv = (line * pair_coef[7]).sum(-1)
-    pair_inv = torch.maximum(torch.minimum(pair_inv, hi_inv), lo_inv)  # clamp to the triangle's range
+    # Barycentric clipping (SoftRas): negative barycentrics set to 0 and renormalised, so a pixel
+    # outside a triangle takes the depth of a point of the triangle, not of its extended plane.
+    clipped = line.clamp(min=0.0)
+    pair_inv = (clipped * pair_coef[7]).sum(-1) / ((clipped * pair_coef[6]).sum(-1) / area_abs[pair_face] + 1e-12)
+    pair_inv = torch.maximum(torch.minimum(pair_inv, hi_inv), lo_inv)  # rounding guard
     pair_depth = 1.0 / pair_inv
     line_min = line.min(dim=-1).values  # exact signed distance inside, an underestimate outside
     outside_dist = torch.sqrt(edge_dist2.min(dim=-1).values + 1e-12)
     signed = torch.where(inside, line_min, -outside_dist) / sharpness  # in sharpness units
 
+    # The depth range of the drawn faces normalises depth for the soft z-buffer (with gradient:
+    # the span does not cancel in the softmax).
+    drawn = valid.any(dim=1)
+    front_depth = torch.where(valid[..., None], tri_depth, torch.full_like(tri_depth, torch.inf)).amin(dim=(1, 2))
+    back_depth = torch.where(valid[..., None], tri_depth, torch.full_like(tri_depth, -torch.inf)).amax(dim=(1, 2))
+    front_depth = torch.where(drawn, front_depth, torch.zeros_like(front_depth))
+    span = torch.where(drawn, back_depth - front_depth, torch.ones_like(front_depth)).clamp(min=1e-12)
     with torch.no_grad():
-        front_depth = tri_depth.masked_fill(~valid[..., None], torch.inf).amin(dim=(1, 2))
-        back_depth = tri_depth.masked_fill(~valid[..., None], -torch.inf).amax(dim=(1, 2))
-        front_depth = torch.where(torch.isfinite(front_depth), front_depth, torch.zeros_like(front_depth))
-        span = (back_depth - front_depth).nan_to_num(1.0, 1.0, 1.0).clamp(min=1e-12)
         pair_batch = b_idx[pair_face]
         # hard z-buffer of the pixel centres, to tell visible contour edges from occluded ones
         zbuffer = torch.full((n_pixels,), torch.inf, dtype=dtype, device=device)
         zbuffer = zbuffer.scatter_reduce(0, pixel, torch.where(inside, pair_depth, torch.inf), reduce="amin")
         inside_any = torch.isfinite(zbuffer)
-        visible = pair_depth <= zbuffer[pixel] + _OCCLUSION_TOLERANCE * span[pair_batch]
+        visible = pair_depth <= zbuffer[pixel] + _OCCLUSION_TOLERANCE * span.detach()[pair_batch]
 
     # Outside: the sigmoid of the exact signed distance to the projected union, i.e. to the
     # nearest triangle. That lies on a face with a contour edge, so only those count (and
@@ -354,9 +361,9 @@ def _rasterize(mesh: Mesh, camera: dict, sharpness: float, backface_culling: Any
         return (silhouette.reshape(out_shape), None, None), batched
 
     znorm = (pair_depth - front_depth[pair_batch]) / span[pair_batch]
-    # log of SoftRas' weight D_j exp(-z_j / gamma), D_j tapered to 0 at the face's margin
-    face_margin = torch.where(any_contour, _MARGIN, _INTERIOR_MARGIN)
-    logits = F.logsigmoid(signed) + 2.0 * torch.log(((1.0 + signed / face_margin).clamp(0.0, 1.0)) + 1e-30) \
+    # log of SoftRas' weight D_j exp(-z_j / gamma), D_j tapered to 0 at the interior margin (the
+    # same for every face, so that a face gaining or losing a contour edge changes nothing here)
+    logits = F.logsigmoid(signed) + 2.0 * torch.log((1.0 + signed / _INTERIOR_MARGIN).clamp(0.0, 1.0) + 1e-30) \
         - znorm / depth_softness
     with torch.no_grad():
         peak = torch.full((n_pixels,), -torch.inf, dtype=dtype, device=device)
@@ -443,7 +450,7 @@ def render(
     sensor_fit: str = "AUTO",
     resolution: Sequence[int] = (1920, 1080),
     sharpness: float = DEFAULT_SHARPNESS,
-    depth_softness: float = 1e-3,
+    depth_softness: float = 1e-2,
     ambient: float = 0.25,
     background: float = 0.0,
     backface_culling: Any = "auto",
