@@ -53,6 +53,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--iterations", type=int)
+    parser.add_argument("--no-refine", action="store_true", help="coarse viewpoint grid only (fast)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -70,6 +71,8 @@ def _options(args, entry: dict | None = None) -> dict:
                "mask_source": 'NONE' if args.no_alpha_mask else 'ALPHA'}
     if args.iterations is not None:
         options["iterations"] = args.iterations
+    if args.no_refine:
+        options["refine"] = False
     return options
 
 
@@ -117,6 +120,15 @@ def done_photos(out: Path) -> set[str]:
         if "photo" in record and "error" not in record:
             done.add(os.path.abspath(record["photo"]))
     return done
+
+
+def drop_partial_line(out: Path) -> None:
+    """Cut an unfinished last line (a batch killed while writing) so that appending starts clean."""
+    if not out.is_file():
+        return
+    data = out.read_bytes()
+    if data and not data.endswith(b"\n"):
+        out.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
 def _json_ready(value):
@@ -181,6 +193,7 @@ def _one_photo(args, scene, obj, camera, api) -> int:
 def _many_photos(args, scene, obj, camera, api, blender_scene) -> int:
     entries = list_photos(args)
     out = Path(args.out)
+    drop_partial_line(out)
     done = done_photos(out)
     failures = 0
     with out.open("a") as stream:
@@ -213,8 +226,28 @@ def _many_photos(args, scene, obj, camera, api, blender_scene) -> int:
     return 1 if failures else 0
 
 
+def _prepare_blender_python() -> None:
+    """Find a PyTorch installed by the add-on's preferences and keep Blender 3.x from crashing at
+    exit after torch was imported from a ``--python`` script (see ``deps``)."""
+    try:
+        from . import deps
+    except ImportError:
+        return
+    deps.ensure_torch_path(__package__)
+    deps.protect_multiprocessing_main()
+
+
 def main() -> int:
-    return run(script_arguments(sys.argv))
+    _prepare_blender_python()
+    try:
+        return run(script_arguments(sys.argv))
+    finally:
+        try:
+            from . import deps
+
+            deps.hide_torch_from_addon_utils()
+        except ImportError:
+            pass
 
 
 if __name__ == "__main__":

@@ -229,7 +229,8 @@ def render_views(vertices: np.ndarray, faces: np.ndarray, camera_matrices, *, ca
             collection.remove(block)
         bpy.data.scenes.remove(scene)
         render_result = bpy.data.images.get("Render Result")
-        if existing_render_result is None and render_result is not None:
+        # Blender 3.x keeps a user on it (removing it then logs an error): leave it there.
+        if existing_render_result is None and render_result is not None and render_result.users == 0:
             bpy.data.images.remove(render_result)
 
 
