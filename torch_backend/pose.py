@@ -311,8 +311,14 @@ def _prepare_mesh(vertices, faces) -> _Mesh:
 
 
 def _coarse_camera(cam: _Cam, size: int = COARSE_VIEW_SIZE) -> _Cam:
-    """Square camera with the photo's angular field of view along its fit axis, no shift."""
+    """Square camera with (about) the photo's angular field of view along its fit axis, no shift.
+
+    The focal/side ratio is rounded to powers of sqrt(2) so that photos taken with similar lenses
+    share one cached grid; the coarse stage only needs the perspective roughly right (the grid pose
+    is refined with the photo's exact camera).
+    """
     fov_scale = cam.focal_pixels / cam.fit_pixels  # focal / fit side: same angles at any size
+    fov_scale = 2.0 ** (round(2.0 * math.log2(fov_scale)) / 2.0)
     # A square sensor whose side gives the same focal/side ratio (lens kept for readability).
     sensor = cam.lens_mm / fov_scale
     return _Cam(cam.lens_mm, sensor, sensor, "AUTO", 0.0, 0.0, size, size)
@@ -720,7 +726,7 @@ def _masked_cosine(a: torch.Tensor, b: torch.Tensor, region: torch.Tensor) -> to
     a = a * region[:, None]
     b = b * region[:, None]
     dot = (a * b).sum((1, 2, 3))
-    return dot / (a.norm(dim=(1, 2, 3)) * b.norm(dim=(1, 2, 3))).clamp_min(1e-8)
+    return dot / (a.flatten(1).norm(dim=1) * b.flatten(1).norm(dim=1)).clamp_min(1e-8)
 
 
 # --------------------------------------------------------------------------------------------
@@ -839,12 +845,13 @@ def _refine(
     learning_rate: float,
     check: Callable[[float, str], None],
     progress: Tuple[float, float],
+    sharpness: Tuple[float, float] = (2.0, 0.5),
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Adam ascent on ``(B, 6)`` starts; returns the best iterate of each start, its score and IoU.
 
     The variables are scaled so that one unit is comparable for all of them: degrees for the
     angles, ``log(distance)`` in 1/50ths and the shift in 1/500ths of the image span. The soft
-    rasterizer's blur is annealed (sigma 2 -> 0.5 pixels): a wide blur gives gradients far from
+    rasterizer's blur is annealed (``sharpness``, pixels, geometric schedule): a wide blur gives gradients far from
     the optimum, and a narrow one removes the blur's bias on the silhouette size (and so on the
     distance) before the best iterate is picked.
     """
@@ -859,7 +866,7 @@ def _refine(
     for step in range(iterations + 1):
         fraction = step / max(iterations, 1)
         check(progress[0] + (progress[1] - progress[0]) * fraction, "refining")
-        sigma = 2.0 * (0.25 ** fraction)
+        sigma = sharpness[0] * (sharpness[1] / sharpness[0]) ** fraction
         values = base + variables * scale
         params = torch.cat([values[:, :2], values[:, 2:3].exp(), values[:, 3:]], 1)
         params = torch.cat([params[:, :1], params[:, 1:2].clamp(-89.0, 89.0), params[:, 2:]], 1)
@@ -933,7 +940,8 @@ def estimate_pose(
     timings: Dict[str, float] = {}
     known = {
         "use_alpha", "work_size", "azimuth_step", "elevations", "rolls", "refine", "iterations",
-        "starts", "hog_weight", "refine_hog_weight", "cache", "learning_rate",
+        "starts", "hog_weight", "refine_hog_weight", "cache", "learning_rate", "explore_size",
+        "explore_iterations", "keep",
     }
     unknown = set(options) - known
     if unknown:
@@ -978,13 +986,19 @@ def estimate_pose(
     timings["cues"] = time.perf_counter() - tick
 
     # Working resolution: longest side work_size, same field of view and shift.
-    work_size = int(options.get("work_size", 160))
-    factor = work_size / max(width, height)
-    work_w, work_h = max(8, round(width * factor)), max(8, round(height * factor))
-    work_cam = cam.scaled(work_w, work_h)
     rgb_t = torch.from_numpy(rgb).permute(2, 0, 1)
-    photo_gray = _gray(_resize(rgb_t, work_h, work_w))
-    mask_t = _resize(torch.from_numpy(object_mask.astype(np.float32))[None], work_h, work_w)[0].clamp(0, 1)
+    mask_full = torch.from_numpy(object_mask.astype(np.float32))[None]
+
+    def working(size: int) -> Tuple[_Cam, torch.Tensor, torch.Tensor]:
+        factor = size / max(width, height)
+        work_w, work_h = max(8, round(width * factor)), max(8, round(height * factor))
+        gray = _gray(_resize(rgb_t, work_h, work_w))
+        soft_mask = _resize(mask_full, work_h, work_w)[0].clamp(0, 1)
+        return cam.scaled(work_w, work_h), gray, soft_mask
+
+    work_size = int(options.get("work_size", 128))
+    explore_size = int(options.get("explore_size", 80))
+    work_cam, photo_gray, mask_t = working(work_size)
     if float(mask_t.sum()) < 1.0:
         raise ValueError("mask: the object covers less than one pixel at the working resolution")
 
@@ -1026,18 +1040,33 @@ def estimate_pose(
                     start_ids.append(twin)
         dtype = torch.float32
         dev = torch.device(device) if device is not None else torch.device("cpu")
-        objective = _Objective(
-            _Mesh(mesh.vertices.to(dev), mesh.faces.to(dev), mesh.radius, mesh.key),
-            work_cam, mask_t.to(dev, dtype), photo_gray.to(dev, dtype),
-            hog_weight=float(options.get("refine_hog_weight", 0.0 if mode == "mask" else 0.3)),
-            iou_weight=1.0,
-        )
+        device_mesh = _Mesh(mesh.vertices.to(dev), mesh.faces.to(dev), mesh.radius, mesh.key)
+        hog_weight_fine = float(options.get("refine_hog_weight", 0.0 if mode == "mask" else 0.3))
+
+        def objective_at(size: int) -> _Objective:
+            size_cam, size_gray, size_mask = working(size)
+            return _Objective(device_mesh, size_cam, size_mask.to(dev, dtype), size_gray.to(dev, dtype),
+                              hog_weight=hog_weight_fine, iou_weight=1.0)
+
+        # Phase 1 (explore): every start, a few steps at low resolution with a wide blur.
         starts = params[start_ids].to(dev, dtype)
+        explored, explored_score, _ = _refine(
+            starts, objective_at(explore_size),
+            iterations=int(options.get("explore_iterations", 12)),
+            learning_rate=1.5 * float(options.get("learning_rate", 1.0)),
+            check=check, progress=(0.35, 0.6), sharpness=(1.5, 0.7),
+        )
+        timings["explore"] = time.perf_counter() - tick
+        tick = time.perf_counter()
+        # Phase 2 (polish): the best distinct ones at the working resolution, blur annealed to
+        # 0.4 px so that the silhouette's 0.5 level is the exact outline (no size bias on distance).
+        keep = _distinct(torch.argsort(explored_score.cpu(), descending=True).tolist(), explored.cpu(),
+                         max(int(top_k), int(options.get("keep", 2))), min_gap=15.0)
         refined, refined_score, refined_iou = _refine(
-            starts, objective,
-            iterations=int(options.get("iterations", 40)),
-            learning_rate=float(options.get("learning_rate", 1.0)),
-            check=check, progress=(0.35, 0.98),
+            explored[keep], objective_at(work_size),
+            iterations=int(options.get("iterations", 20)),
+            learning_rate=0.6 * float(options.get("learning_rate", 1.0)),
+            check=check, progress=(0.6, 0.98), sharpness=(0.8, 0.4),
         )
         refined, refined_score, refined_iou = refined.cpu(), refined_score.cpu(), refined_iou.cpu()
         timings["refine"] = time.perf_counter() - tick

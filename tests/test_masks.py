@@ -1,0 +1,90 @@
+"""Tests of torch_backend.masks: mask validation, alpha, boxes, GrabCut-from-box, moments."""
+import builtins
+
+import numpy as np
+import pytest
+import torch
+
+from torch_backend import masks
+
+
+def test_as_mask_accepts_layouts_and_any_nonzero():
+    base = np.zeros((6, 8))
+    base[2:4, 3:6] = 0.2
+    for candidate in (base, base[..., None], base[None], torch.from_numpy(base)[None, None], (base * 255).astype(np.uint8)):
+        result = masks.as_mask(candidate, (6, 8))
+        assert result.dtype == bool and result.shape == (6, 8) and result.sum() == 6
+
+
+@pytest.mark.parametrize(
+    "mask, message",
+    [
+        (np.ones((6, 9)), "differs"),
+        (np.zeros((6, 8)), "empty"),
+        (np.full((6, 8), np.nan), "NaN"),
+        (np.ones((2, 6, 8)), r"\(H, W\)"),
+    ],
+)
+def test_as_mask_errors(mask, message):
+    with pytest.raises(ValueError, match=message):
+        masks.as_mask(mask, (6, 8))
+
+
+def test_alpha_mask_ignores_unused_alpha():
+    assert masks.alpha_mask(np.ones((10, 10))) is None
+    assert masks.alpha_mask(np.zeros((10, 10), np.uint8)) is None
+    alpha = np.zeros((10, 10), np.uint8)
+    alpha[3:7, 3:7] = 255
+    assert masks.alpha_mask(alpha).sum() == 16
+
+
+def test_validate_box_clips_and_rejects():
+    assert masks.validate_box((-5, 2, 50, 8), (10, 20)) == (0.0, 2.0, 20.0, 8.0)
+    with pytest.raises(ValueError, match="outside"):
+        masks.validate_box((30, 0, 40, 5), (10, 20))
+    with pytest.raises(ValueError, match="x0 < x1"):
+        masks.validate_box((5, 0, 5, 5), (10, 20))
+    with pytest.raises(ValueError, match="4 numbers"):
+        masks.validate_box((1, 2, 3), (10, 20))
+    with pytest.raises(ValueError, match="NaN"):
+        masks.validate_box((1, 2, 3, float("nan")), (10, 20))
+    with pytest.raises(ValueError, match="less than 2 pixels"):
+        masks.validate_box((19.5, 0, 30, 5), (10, 20))
+
+
+def test_mask_to_box_and_moments():
+    mask = np.zeros((10, 20), bool)
+    mask[2:5, 4:10] = True
+    assert masks.mask_to_box(mask) == (4.0, 2.0, 10.0, 5.0)
+    cx, cy, area, radius = masks.mask_moments(mask)
+    assert (cx, cy, area) == (7.0, 3.5, 18.0)
+    # Radius of gyration of a 6 x 3 grid of unit pixels: sqrt(var_x + var_y) with var = (n^2 - 1) / 12.
+    assert radius == pytest.approx(np.sqrt((36 - 1) / 12 + (9 - 1) / 12))
+    with pytest.raises(ValueError):
+        masks.mask_to_box(np.zeros((3, 3)))
+
+
+def test_grabcut_separates_object_from_background():
+    rng = np.random.default_rng(0)
+    photo = rng.uniform(0.0, 0.25, (80, 100, 3))
+    truth = np.zeros((80, 100), bool)
+    yy, xx = np.mgrid[0:80, 0:100]
+    truth[((yy - 40) / 22) ** 2 + ((xx - 50) / 30) ** 2 < 1] = True
+    photo[truth] = rng.uniform(0.7, 1.0, (truth.sum(), 3)) * np.array([1.0, 0.5, 0.2])
+    result = masks.grabcut_from_box(photo.astype(np.float32), (15, 14, 86, 66))
+    iou = (result & truth).sum() / (result | truth).sum()
+    assert result.shape == truth.shape and iou > 0.9
+    assert not result[:, :14].any()  # nothing outside the box
+
+
+def test_grabcut_without_opencv_says_how_to_install(monkeypatch):
+    real_import = builtins.__import__
+
+    def no_cv2(name, *args, **kwargs):
+        if name == "cv2":
+            raise ImportError("no cv2")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_cv2)
+    with pytest.raises(ImportError, match="opencv-python-headless"):
+        masks.grabcut_from_box(np.zeros((20, 20, 3)), (2, 2, 10, 10))
