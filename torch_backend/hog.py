@@ -165,12 +165,6 @@ def _triangle_taps(cell_size: int, dtype: torch.dtype, device: torch.device) -> 
     return taps.view(2, cell_size).to(dtype=dtype, device=device)
 
 
-def _vote_grid(batch: int, channels: int, rows: int, cols: int, cell_size: int, like: torch.Tensor) -> torch.Tensor:
-    """Zero canvas ``(B, K, (rows + 1) c, (cols + 1) c)`` on which image pixel ``(y, x)`` sits at
-    ``(y + c // 2, x + c // 2)``, so that cell ``j``'s window starts at padded index ``j c``."""
-    return like.new_zeros(batch, channels, (rows + 1) * cell_size, (cols + 1) * cell_size)
-
-
 class _PoolLines(torch.autograd.Function):
     """Stride-``c`` triangle filter along the last axis: ``(R, (count + 1) c) -> (R, count)``.
 
@@ -202,30 +196,61 @@ def _pool_lines(lines: torch.Tensor, count: int, taps: torch.Tensor) -> torch.Te
     return _PoolLines.apply(lines, taps, count)
 
 
-def _pool_cells(grid: torch.Tensor, rows: int, cols: int, cell_size: int) -> torch.Tensor:
-    """Bilinear spatial voting (eq. 5-6): a :func:`_vote_grid` canvas -> ``(B, K, rows, cols)``.
+def _kept_pixels(length: int, count: int, cell_size: int, origin: int) -> int:
+    """How many of ``length`` pixels starting at image coordinate ``origin`` reach one of
+    ``count`` cells: a pixel's window position ``x + c // 2`` must be below ``(count + 1) c``."""
+    return max(0, min(length, (count + 1) * cell_size - cell_size // 2 - origin))
 
-    Each cell is ``sum_{x, y} w_i(y) w_j(x) votes(y, x)`` with the triangle weights of
-    :func:`_triangle_taps` -- the ``2c x 2c`` bilinear filter of eq. 5 sampled at the cell
-    centres (eq. 6) -- applied separably: along x on the full canvas, then along y on the
-    ``c`` times smaller result (transposed so that both passes are the same GEMM).
+
+@lru_cache(maxsize=64)
+def _column_slots(width: int, cols: int, cell_size: int, origin: int, dtype: torch.dtype, device: torch.device):
+    """Per pixel column: the two cells it votes for (as slots ``cell + 1`` of a ``cols + 2`` row)
+    and the two triangle weights; see :func:`_triangle_taps`."""
+    taps = _triangle_taps(cell_size, dtype, device)
+    position = torch.arange(width, device=device) + origin + cell_size // 2
+    block, offset = torch.div(position, cell_size, rounding_mode="floor"), torch.remainder(position, cell_size)
+    # Block j of the padded line feeds cell j through taps[0] and cell j - 1 through taps[1].
+    slots = torch.cat((block + 1, block))
+    weights = torch.cat((taps[0][offset], taps[1][offset]))
+    return slots, weights
+
+
+def _pool_votes(votes, channels: int, rows: int, cols: int, cell_size: int, origin: int) -> torch.Tensor:
+    """Bilinear spatial voting (eq. 5-6) of sparse per-pixel orientation votes into cells.
+
+    Args:
+        votes: list of ``(bin, weight)`` pairs, each ``(B, 1, h, w)`` (int64 bin in ``[0, K)``,
+            float vote); pixel ``(i, j)`` is image pixel ``(i + origin, j + origin)``. Every pixel
+            adds ``weight`` to its ``bin`` for each pair.
+        channels: ``K``; rows, cols: the cell grid; cell_size: ``c``.
+
+    Returns:
+        ``(B, K, rows, cols)``: ``sum_{x, y} w_i(y) w_j(x) votes_k(y, x)`` with the triangle weights
+        of :func:`_triangle_taps` -- the ``2c x 2c`` bilinear filter of eq. 5 sampled at the cell
+        centres (eq. 6). Votes reaching no cell are dropped (as VLFeat). Along x each pixel
+        meets only its own bin and two cells, so that pass is one ``scatter_add`` of ``2 * len(votes)``
+        values per pixel (no dense ``K``-channel image); the y pass then runs on the ``c`` times
+        smaller dense result as a GEMM.
     """
-    batch, channels, height, _ = grid.shape
-    taps = _triangle_taps(cell_size, grid.dtype, grid.device)
-    along_x = _pool_lines(grid.reshape(-1, grid.shape[-1]), cols, taps)  # (B K H', cols)
-    along_x = along_x.view(batch * channels, height, cols).transpose(1, 2).reshape(-1, height)
-    cells = _pool_lines(along_x, rows, taps)  # (B K cols, rows)
+    c = cell_size
+    batch, _, height, width = votes[0][0].shape
+    h, w = _kept_pixels(height, rows, c, origin), _kept_pixels(width, cols, c, origin)
+    slots, weights = _column_slots(w, cols, c, origin, votes[0][1].dtype, votes[0][1].device)
+    indices, values = [], []
+    for bins, weight in votes:
+        bins = bins[:, 0, :h, :w] * (cols + 2)
+        weight = weight[:, 0, :h, :w]
+        indices.append((bins.repeat(1, 1, 2) + slots))
+        values.append(weight.repeat(1, 1, 2) * weights)
+    index = torch.cat(indices, dim=-1) if len(indices) > 1 else indices[0]
+    value = torch.cat(values, dim=-1) if len(values) > 1 else values[0]
+    along_x = value.new_zeros(batch, h, channels * (cols + 2)).scatter_add_(2, index, value)
+    along_x = along_x.view(batch, h, channels, cols + 2)[..., 1 : cols + 1]  # (B, h, K, cols)
+    lead = c // 2 + origin
+    lines = F.pad(along_x.permute(0, 2, 3, 1), (lead, (rows + 1) * c - lead - h))  # (B, K, cols, H')
+    taps = _triangle_taps(c, lines.dtype, lines.device)
+    cells = _pool_lines(lines.reshape(-1, lines.shape[-1]), rows, taps)  # (B K cols, rows)
     return cells.view(batch, channels, cols, rows).transpose(2, 3)
-
-
-def _canvas_window(grid: torch.Tensor, origin: int, height: int, width: int, cell_size: int):
-    """View of the canvas where a ``height x width`` pixel block starting at image pixel
-    ``(origin, origin)`` lands, cropped to the canvas (pixels beyond it reach no cell), and the
-    kept ``(height, width)``."""
-    start = cell_size // 2 + origin
-    kept_h = min(height, grid.shape[-2] - start)
-    kept_w = min(width, grid.shape[-1] - start)
-    return grid[..., start : start + kept_h, start : start + kept_w], kept_h, kept_w
 
 
 def _safe_magnitude(gx: torch.Tensor, gy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -262,6 +287,19 @@ def _strongest_channel(squared: torch.Tensor) -> torch.Tensor:
     return index
 
 
+def _next_axis(axis: torch.Tensor, n: int, step: int = 1) -> torch.Tensor:
+    """``(axis + step) mod n`` for float axis indices in ``[0, n)``, ``step = +-1``."""
+    if step > 0:
+        return torch.where(axis >= n - 1, 0.0, axis + 1.0)
+    return torch.where(axis <= 0, n - 1.0, axis - 1.0)
+
+
+def _axis_score(gx32: torch.Tensor, gy32: torch.Tensor, axes: torch.Tensor, axis: torch.Tensor) -> torch.Tensor:
+    """VLFeat's float32 ``gx * orientationX[k] + gy * orientationY[k]`` for a per-pixel axis ``k``."""
+    index = axis.to(torch.int64)
+    return gx32 * axes[0][index] + gy32 * axes[1][index]
+
+
 def _uoctti_bins(gx32: torch.Tensor, gy32: torch.Tensor, squared32: torch.Tensor, num_bins: int, bilinear: bool):
     """VLFeat's orientation decisions for one gradient per pixel, in its float32 arithmetic.
 
@@ -275,36 +313,33 @@ def _uoctti_bins(gx32: torch.Tensor, gy32: torch.Tensor, squared32: torch.Tensor
     """
     n = num_bins
     axes, _ = _uoctti_tables(n, torch.float32, gx32.device)
-    lower = torch.floor(torch.atan2(gy32, gx32) * (n / math.pi)).to(torch.int64)
-    axis_a = torch.remainder(lower, n)
-    axis_b = torch.remainder(lower + 1, n)
-    score_a = gx32 * axes[0][axis_a] + gy32 * axes[1][axis_a]
-    score_b = gx32 * axes[0][axis_b] + gy32 * axes[1][axis_b]
+    # Axis indices are handled as floats: int64 remainder is ~10x slower than float on CPU.
+    axis_a = torch.remainder(torch.floor(torch.atan2(gy32, gx32) * (n / math.pi)), n)
+    axis_b = _next_axis(axis_a, n)
+    score_a, score_b = _axis_score(gx32, gy32, axes, axis_a), _axis_score(gx32, gy32, axes, axis_b)
     strength_a, strength_b = score_a.abs(), score_b.abs()
     take_b = (strength_b > strength_a) | ((strength_b == strength_a) & (axis_b < axis_a))
     best_score = torch.where(take_b, score_b, score_a)
     best_axis = torch.where(take_b, axis_b, axis_a)
-    best_dir = best_axis + n * (best_score < 0)
+    best_dir = (best_axis + n * (best_score < 0)).to(torch.int64)
     if not bilinear:
         return best_dir, None, None
     # The runner-up is one of the best axis' two neighbours. Which one is decided by VLFeat's
     # float32 scores too: right on an axis both are nearly tied, and libvl still gives the
     # winner a weight of up to ~1e-3 there (float32 acos), so guessing the side is not enough.
-    axis_p = torch.remainder(best_axis - 1, n)
-    axis_q = torch.remainder(best_axis + 1, n)
-    score_p = gx32 * axes[0][axis_p] + gy32 * axes[1][axis_p]
-    score_q = gx32 * axes[0][axis_q] + gy32 * axes[1][axis_q]
+    axis_p, axis_q = _next_axis(best_axis, n, step=-1), _next_axis(best_axis, n)
+    score_p, score_q = _axis_score(gx32, gy32, axes, axis_p), _axis_score(gx32, gy32, axes, axis_q)
     strength_p, strength_q = score_p.abs(), score_q.abs()
     take_q = (strength_q > strength_p) | ((strength_q == strength_p) & (axis_q < axis_p))
     second_score = torch.where(take_q, score_q, score_p)
-    second_dir = torch.where(take_q, axis_q, axis_p) + n * (second_score < 0)
+    second_dir = (torch.where(take_q, axis_q, axis_p) + n * (second_score < 0)).to(torch.int64)
     return best_dir, second_dir, best_score.abs()
 
 
-def _uoctti_grid(
+def _uoctti_cells(
     image: torch.Tensor, rows: int, cols: int, cell_size: int, num_bins: int, bilinear: bool, vlfeat_rounding: bool
 ) -> torch.Tensor:
-    """Per-pixel directed-orientation votes of vl_hog_put_image on a :func:`_vote_grid` canvas.
+    """vl_hog_put_image: directed-orientation histograms ``(B, 2n, rows, cols)`` before normalisation.
 
     The image border gets no gradient (VLFeat loops over ``1 <= x < W - 1``). Each pixel uses the
     colour channel of largest gradient; its magnitude votes for the directed bin nearest to the
@@ -315,9 +350,9 @@ def _uoctti_grid(
     """
     n = num_bins
     batch, channels, height, width = image.shape
-    grid = _vote_grid(batch, 2 * n, rows, cols, cell_size, image)
-    window, h, w = _canvas_window(grid, 1, height - 2, width - 2, cell_size)
-    # Pixels beyond the canvas reach no cell: crop them before any work.
+    # Pixels that reach no cell are cropped before any work.
+    h = _kept_pixels(height - 2, rows, cell_size, 1)
+    w = _kept_pixels(width - 2, cols, cell_size, 1)
     image = image[..., : h + 2, : w + 2]
     gx = image[:, :, 1:-1, 2:] - image[:, :, 1:-1, :-2]
     gy = image[:, :, 2:, 1:-1] - image[:, :, :-2, 1:-1]
@@ -352,8 +387,7 @@ def _uoctti_grid(
         gx, gy = gx.gather(1, channel), gy.gather(1, channel)
     magnitude, nonzero = _safe_magnitude(gx, gy)
     if not bilinear:
-        window.scatter_(1, best_dir, magnitude)
-        return grid
+        return _pool_votes([(best_dir, magnitude)], 2 * n, rows, cols, cell_size, origin=1)
 
     # Angle between the gradient and its best directed bin (VLFeat's acos of the score), as an
     # atan2 whose derivative stays finite when the gradient lies on the bin axis.
@@ -364,10 +398,10 @@ def _uoctti_grid(
     second_weight = torch.atan2(across.abs(), along.abs()) * (n / math.pi)
     if vlfeat_rounding:  # value of libvl's float32 formula, derivative of the exact angle
         second_weight = second_weight + (vlfeat_second_weight - second_weight.detach())
-    window.scatter_(1, best_dir, magnitude * (1.0 - second_weight))
+    votes = [(best_dir, magnitude * (1.0 - second_weight))]
     if n > 1:  # with one axis VLFeat's running top-2 never fills its second slot: mass dropped
-        window.scatter_(1, second_dir, magnitude * second_weight)
-    return grid
+        votes.append((second_dir, magnitude * second_weight))
+    return _pool_votes(votes, 2 * n, rows, cols, cell_size, origin=1)
 
 
 def _uoctti_normalize(cells: torch.Tensor, num_bins: int) -> torch.Tensor:
@@ -406,8 +440,7 @@ def _dalal(image: torch.Tensor, cell_size: int, num_bins: int) -> torch.Tensor:
         gray = image
     batch, _, height, width = gray.shape
     rows, cols = height // cell_size, width // cell_size
-    grid = _vote_grid(batch, num_bins, rows, cols, cell_size, gray)
-    window, h, w = _canvas_window(grid, 0, height, width, cell_size)
+    h, w = _kept_pixels(height, rows, cell_size, 0), _kept_pixels(width, cols, cell_size, 0)
     # [-1, 0, 1] derivative masks; the one-sided border gradient is 0 (as scikit-image's _hog).
     gx = F.pad(gray[..., :, 2:] - gray[..., :, :-2], (1, 1, 0, 0))[..., :h, :w]
     gy = F.pad(gray[..., 2:, :] - gray[..., :-2, :], (0, 0, 1, 1))[..., :h, :w]
@@ -416,7 +449,7 @@ def _dalal(image: torch.Tensor, cell_size: int, num_bins: int) -> torch.Tensor:
     theta = torch.atan2(torch.where(nonzero, gy, 0.0), torch.where(nonzero, gx, 1.0))
     theta = torch.remainder(theta, math.pi)
     if num_bins == 1:  # eq. 3 with a single bin centred at 90 degrees
-        window.copy_(magnitude * (1.0 - (theta - math.pi / 2).abs() / math.pi))
+        votes = [(torch.zeros_like(theta, dtype=torch.int64), magnitude * (1.0 - (theta - math.pi / 2).abs() / math.pi))]
     else:
         # Eq. 3: f_b = clip(1 - |theta - mu_b| * B / 180, 0, 1), mu_b = (b + 1/2) 180 / B, distance
         # wrapped at 180 degrees. Only the two bins whose centres bracket theta are nonzero, with
@@ -424,11 +457,13 @@ def _dalal(image: torch.Tensor, cell_size: int, num_bins: int) -> torch.Tensor:
         position = theta * (num_bins / math.pi) - 0.5
         lower = torch.floor(position)
         upper_weight = position - lower
-        lower_bin = torch.remainder(lower.to(torch.int64), num_bins)
-        upper_bin = torch.remainder(lower_bin + 1, num_bins)
-        window.scatter_(1, lower_bin, magnitude * (1.0 - upper_weight))
-        window.scatter_(1, upper_bin, magnitude * upper_weight)
-    cells = _pool_cells(grid, rows, cols, cell_size)  # eq. 5-6
+        lower_bin = torch.remainder(lower, num_bins)  # float remainder: int64's is ~10x slower
+        upper_bin = torch.where(lower_bin == num_bins - 1, 0.0, lower_bin + 1)
+        votes = [
+            (lower_bin.to(torch.int64), magnitude * (1.0 - upper_weight)),
+            (upper_bin.to(torch.int64), magnitude * upper_weight),
+        ]
+    cells = _pool_votes(votes, num_bins, rows, cols, cell_size, origin=0)  # eq. 5-6
     # Eq. 7, robust L2 over the whole descriptor of each image.
     norm = (cells.square().sum(dim=(1, 2, 3), keepdim=True) + DALAL_EPS**2).sqrt()
     return cells / norm
@@ -477,8 +512,7 @@ def hog(
     if variant == "dalal":
         return _dalal(image, cell_size, num_bins)
     rows, cols = hog_cell_grid(image.shape[-2], image.shape[-1], "uoctti", cell_size)
-    grid = _uoctti_grid(image, rows, cols, cell_size, num_bins, bool(bilinear_orientation), bool(vlfeat_rounding))
-    cells = _pool_cells(grid, rows, cols, cell_size)
+    cells = _uoctti_cells(image, rows, cols, cell_size, num_bins, bool(bilinear_orientation), bool(vlfeat_rounding))
     return _uoctti_normalize(cells, num_bins)
 
 
