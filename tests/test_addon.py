@@ -387,3 +387,22 @@ def test_preview_hog_makes_a_glyph_image(tmp_path):
     pixels = np.empty(image.size[0] * image.size[1] * 4, dtype=np.float32)
     image.pixels.foreach_get(pixels)
     assert image.size[0] > 50 and pixels.reshape(-1, 4)[:, 0].max() > 0.5  # some glyphs are bright
+
+
+def test_preimage_makes_a_reconstruction_image(tmp_path):
+    chair, camera, photo, _ = build_scene(tmp_path)
+    configure_panel(chair, camera, photo)
+    assert bpy.ops.gradhog.preimage(iterations=5) == {'FINISHED'}
+    image = bpy.data.images["GradHOG Pre-image"]
+    pixels = np.empty(image.size[0] * image.size[1] * 4, dtype=np.float32)
+    image.pixels.foreach_get(pixels)
+    gray = pixels.reshape(-1, 4)[:, 0]
+    assert image.size[0] > 16 and np.isfinite(gray).all() and gray.std() > 0.01  # not a flat picture
+
+
+def test_draw_box_maps_the_camera_frame_to_photo_pixels():
+    frame = (100.0, 50.0, 500.0, 350.0)  # left, bottom, right, top of the camera frame in the region
+    assert operators.region_to_photo(frame, (100.0, 350.0), (800, 600)) == (0.0, 0.0)  # top-left
+    assert operators.region_to_photo(frame, (500.0, 50.0), (800, 600)) == (800.0, 600.0)  # bottom-right
+    assert operators.region_to_photo(frame, (300.0, 200.0), (800, 600)) == (400.0, 300.0)
+    assert operators.region_to_photo(frame, (0.0, 1000.0), (800, 600)) == (0.0, 0.0)  # clamped
