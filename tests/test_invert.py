@@ -44,9 +44,9 @@ def test_poisson_solver_inverts_forward_differences():
 def test_output_shape_range_dtype_and_determinism():
     images = _scene(dtype=torch.float64)
     target = hog(images, "uoctti")
-    first = reconstruct(target, "uoctti", (32, 32), iterations=5, init="noise", seed=3)
-    second = reconstruct(target, "uoctti", (32, 32), iterations=5, init="noise", seed=3)
-    other = reconstruct(target, "uoctti", (32, 32), iterations=5, init="noise", seed=4)
+    first = reconstruct(target, "uoctti", (32, 32), iterations=3, init="noise", seed=3)
+    second = reconstruct(target, "uoctti", (32, 32), iterations=3, init="noise", seed=3)
+    other = reconstruct(target, "uoctti", (32, 32), iterations=3, init="noise", seed=4)
     assert first.shape == (2, 1, 32, 32) and first.dtype == torch.float64
     assert first.min() >= 0 and first.max() <= 1
     assert torch.equal(first, second)
@@ -67,7 +67,7 @@ def test_descent_reduces_the_hog_distance():
     target = hog(images, "uoctti")
     options = dict(init="noise", smoothness=1e-3, smoothness_end=1e-3, learning_rate=0.03)
     early = _relative_distance(reconstruct(target, "uoctti", (32, 32), iterations=1, **options), target)
-    late = _relative_distance(reconstruct(target, "uoctti", (32, 32), iterations=40, **options), target)
+    late = _relative_distance(reconstruct(target, "uoctti", (32, 32), iterations=25, **options), target)
     assert (late < 0.75 * early).all(), (early, late)
 
 
@@ -124,3 +124,19 @@ def test_bad_inputs_raise_clear_errors():
         reconstruct(target[0], "uoctti", (32, 32))
     with pytest.raises(ValueError, match="divisible"):
         reconstruct(hog(_scene(size=36, batch=1), "uoctti"), "uoctti", (36, 36), "multiscale")
+
+
+def test_contrast_recovery_restores_relative_contrast():
+    # Left half: faint texture; right half: strong texture. Block normalisation equalises them; the
+    # texture channels let the start put the contrast back (never looking at the image itself).
+    generator = torch.Generator().manual_seed(5)
+    smooth = torch.nn.functional.avg_pool2d(torch.rand(1, 1, 64, 64, generator=generator), 5, 1, 2)
+    gain = torch.cat([torch.full((64, 32), 0.1), torch.full((64, 32), 1.0)], dim=1)
+    image = 0.5 + gain * (smooth - smooth.mean())
+    target = hog(image, "uoctti")
+    options = dict(iterations=1)
+    recovered = reconstruct(target, "uoctti", (64, 64), recover_contrast=True, **options)
+    flat = reconstruct(target, "uoctti", (64, 64), recover_contrast=False, **options)
+    ratio = lambda r: (r[..., 32:].std() / r[..., :32].std()).item()  # noqa: E731
+    assert ratio(recovered) > 2 * ratio(flat)
+    assert cross_correlation(recovered, image) > cross_correlation(flat, image)
