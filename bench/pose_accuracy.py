@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -219,9 +220,22 @@ def main(argv=None) -> int:
     total = time.perf_counter() - started
     table = markdown_table(results, args.modes)
     meshes_table = per_mesh_table(results, args.modes)
+    try:
+        import subprocess
+
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "torch_backend"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        if dirty:
+            commit += " + uncommitted " + ", ".join(line[3:] for line in dirty.splitlines())
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     info = (f"{len(records)} photos from {args.set.name}, modes {', '.join(args.modes)}, options "
             f"{options or 'defaults'}; torch {torch.__version__}, {args.threads} threads, "
-            f"{platform.processor() or platform.machine()}; total {total:.0f} s")
+            f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average at the "
+            f"end {load:.1f}; commit {commit}; total {total:.0f} s")
     print()
     print(table)
     print()
