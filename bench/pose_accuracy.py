@@ -226,9 +226,10 @@ def main(argv=None) -> int:
         commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "torch_backend"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        if dirty:
-            commit += " + uncommitted " + ", ".join(line[3:] for line in dirty.splitlines())
+                               capture_output=True, text=True, timeout=10).stdout
+        changed = [line[3:] for line in dirty.splitlines() if line.strip()]
+        if changed:
+            commit += " + uncommitted " + ", ".join(changed)
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
