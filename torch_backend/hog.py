@@ -117,6 +117,11 @@ def uoctti_flip_permutation(num_bins: int = 9) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 # Input checks
 # --------------------------------------------------------------------------------------------
+def _wide_dtype(device: torch.device) -> torch.dtype:
+    """float64 for exact intermediate arithmetic, except on Apple's MPS which has no float64."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 def _check_variant(variant: str) -> None:
     if variant not in VARIANTS:
         raise ValueError(f"hog: variant must be one of {VARIANTS}, got {variant!r}")
@@ -144,7 +149,8 @@ def _check_inputs(image: torch.Tensor, variant: str, cell_size: int, num_bins: i
         raise ValueError(
             f"hog: image is {height}x{width}, smaller than 2 * cell_size = {2 * cell_size} (and 3) pixels"
         )
-    if not bool(torch.isfinite(image).all()):
+    # One reduction instead of an isfinite map: any NaN/inf makes the (float64) sum non-finite.
+    if not bool(torch.isfinite(image.sum(dtype=_wide_dtype(image.device)))):
         raise ValueError("hog: image contains NaN or inf")
 
 
@@ -238,8 +244,9 @@ def _pool_votes(votes, channels: int, rows: int, cols: int, cell_size: int, orig
     slots, weights = _column_slots(w, cols, c, origin, votes[0][1].dtype, votes[0][1].device)
     indices, values = [], []
     for bins, weight in votes:
-        bins = bins[:, 0, :h, :w] * (cols + 2)
-        weight = weight[:, 0, :h, :w]
+        if (h, w) != (height, width):
+            bins, weight = bins[..., :h, :w], weight[..., :h, :w]
+        bins, weight = bins.squeeze(1) * (cols + 2), weight.squeeze(1)
         indices.append((bins.repeat(1, 1, 2) + slots))
         values.append(weight.repeat(1, 1, 2) * weights)
     index = torch.cat(indices, dim=-1) if len(indices) > 1 else indices[0]
@@ -297,7 +304,7 @@ def _next_axis(axis: torch.Tensor, n: int, step: int = 1) -> torch.Tensor:
 def _axis_score(gx32: torch.Tensor, gy32: torch.Tensor, axes: torch.Tensor, axis: torch.Tensor) -> torch.Tensor:
     """VLFeat's float32 ``gx * orientationX[k] + gy * orientationY[k]`` for a per-pixel axis ``k``."""
     index = axis.to(torch.int64)
-    return gx32 * axes[0][index] + gy32 * axes[1][index]
+    return gx32 * axes[0].take(index) + gy32 * axes[1].take(index)
 
 
 def _uoctti_bins(gx32: torch.Tensor, gy32: torch.Tensor, squared32: torch.Tensor, num_bins: int, bilinear: bool):
@@ -321,7 +328,7 @@ def _uoctti_bins(gx32: torch.Tensor, gy32: torch.Tensor, squared32: torch.Tensor
     take_b = (strength_b > strength_a) | ((strength_b == strength_a) & (axis_b < axis_a))
     best_score = torch.where(take_b, score_b, score_a)
     best_axis = torch.where(take_b, axis_b, axis_a)
-    best_dir = (best_axis + n * (best_score < 0)).to(torch.int64)
+    best_dir = torch.where(best_score < 0, best_axis + n, best_axis).to(torch.int64)
     if not bilinear:
         return best_dir, None, None
     # The runner-up is one of the best axis' two neighbours. Which one is decided by VLFeat's
@@ -332,7 +339,8 @@ def _uoctti_bins(gx32: torch.Tensor, gy32: torch.Tensor, squared32: torch.Tensor
     strength_p, strength_q = score_p.abs(), score_q.abs()
     take_q = (strength_q > strength_p) | ((strength_q == strength_p) & (axis_q < axis_p))
     second_score = torch.where(take_q, score_q, score_p)
-    second_dir = (torch.where(take_q, axis_q, axis_p) + n * (second_score < 0)).to(torch.int64)
+    second_axis = torch.where(take_q, axis_q, axis_p)
+    second_dir = torch.where(second_score < 0, second_axis + n, second_axis).to(torch.int64)
     return best_dir, second_dir, best_score.abs()
 
 
@@ -353,7 +361,8 @@ def _uoctti_cells(
     # Pixels that reach no cell are cropped before any work.
     h = _kept_pixels(height - 2, rows, cell_size, 1)
     w = _kept_pixels(width - 2, cols, cell_size, 1)
-    image = image[..., : h + 2, : w + 2]
+    if (h, w) != (height - 2, width - 2):
+        image = image[..., : h + 2, : w + 2]
     gx = image[:, :, 1:-1, 2:] - image[:, :, 1:-1, :-2]
     gy = image[:, :, 2:, 1:-1] - image[:, :, :-2, 1:-1]
 
@@ -377,10 +386,11 @@ def _uoctti_cells(
             # float32 ulp of the cosine moves the weight by up to ~1e-4), so we reproduce that
             # value bit for bit and differentiate the exact angle (below). torch's float32
             # sqrt/acos are not correctly rounded on CPU, hence float64 then rounding.
-            grad32 = squared32.to(torch.float64).sqrt().to(torch.float32).to(torch.float64)
-            ratio = best_cos.to(torch.float64) / grad32.clamp(min=1e-10)
-            ratio = ratio.clamp(max=1.0).to(torch.float32).to(torch.float64)
-            angle32 = torch.acos(ratio).to(torch.float32).to(torch.float64)
+            wide = _wide_dtype(image.device)
+            grad32 = squared32.to(wide).sqrt().to(torch.float32).to(wide)
+            ratio = best_cos.to(wide) / grad32.clamp(min=1e-10)
+            ratio = ratio.clamp(max=1.0).to(torch.float32).to(wide)
+            angle32 = torch.acos(ratio).to(torch.float32).to(wide)
             vlfeat_second_weight = (angle32 / (math.pi / n)).to(torch.float32).to(image.dtype)
 
     if channels > 1:
@@ -413,19 +423,18 @@ def _uoctti_normalize(cells: torch.Tensor, num_bins: int) -> torch.Tensor:
     the 4 texture channels.
     """
     n = num_bins
+    batch, _, rows, cols = cells.shape
     undirected = cells[:, :n] + cells[:, n:]
+    histograms = torch.cat((cells, undirected), dim=1)  # (B, 3n, Hc, Wc)
     energy = undirected.square().sum(dim=1, keepdim=True)
     energy = F.pad(energy, (1, 1, 1, 1), mode="replicate")
     block = F.avg_pool2d(energy, 2, stride=1) * 4.0  # (B, 1, Hc + 1, Wc + 1), block (i, j) = sum
     inverse = (block + _UOCTTI_NORM_EPS).rsqrt()
-    # The four blocks around cell (y, x): up-left, up-right, low-left, low-right.
-    factors = torch.stack(
-        (inverse[..., :-1, :-1], inverse[..., :-1, 1:], inverse[..., 1:, :-1], inverse[..., 1:, 1:]), dim=1
-    )  # (B, 4, 1, Hc, Wc)
-    directed = (cells.unsqueeze(1) * factors).clamp(max=UOCTTI_CLIP)  # (B, 4, 2n, Hc, Wc)
-    undirected = (undirected.unsqueeze(1) * factors).clamp(max=UOCTTI_CLIP)  # (B, 4, n, Hc, Wc)
-    texture = undirected.sum(dim=2) * _UOCTTI_TEXTURE_SCALE  # (B, 4, Hc, Wc)
-    return torch.cat((0.5 * directed.sum(dim=1), 0.5 * undirected.sum(dim=1), texture), dim=1)
+    # The four blocks around cell (y, x) in unfold's order: up-left, up-right, low-left, low-right.
+    factors = F.unfold(inverse, 2).view(batch, 4, 1, rows, cols)
+    clipped = (histograms.unsqueeze(1) * factors).clamp(max=UOCTTI_CLIP)  # (B, 4, 3n, Hc, Wc)
+    texture = clipped[:, :, 2 * n :].sum(dim=2) * _UOCTTI_TEXTURE_SCALE  # (B, 4, Hc, Wc)
+    return torch.cat((0.5 * clipped.sum(dim=1), texture), dim=1)
 
 
 # --------------------------------------------------------------------------------------------
