@@ -68,6 +68,13 @@ def load_backend(name: str):
     except ImportError:
         raise AlignError(TORCH_MISSING) from None
     try:
+        from . import deps
+
+        # torch.ops/torch.classes look like add-ons to Blender's quit handler; hide them.
+        deps.hide_torch_from_addon_utils()
+    except ImportError:
+        pass
+    try:
         return _backend.load(name)
     except ModuleNotFoundError as error:
         if (error.name or "").split(".")[0] in ("torch", "numpy"):

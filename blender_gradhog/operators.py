@@ -240,7 +240,7 @@ class GRADHOG_OT_align_camera(bpy.types.Operator):
             self._cleanup(context)
             self.report({'WARNING'}, "Alignment cancelled: the camera was not changed")
             return {'CANCELLED'}
-        if event.type != 'TIMER' or event.timer is not self._timer:
+        if event.type != 'TIMER':
             return {'PASS_THROUGH'}
         context.window_manager.progress_update(int(100 * min(max(worker.progress, 0.0), 1.0)))
         text = f"{HEADER_TEXT} — {worker.message} ({100 * worker.progress:.0f} %)"

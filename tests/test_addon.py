@@ -406,3 +406,120 @@ def test_draw_box_maps_the_camera_frame_to_photo_pixels():
     assert operators.region_to_photo(frame, (500.0, 50.0), (800, 600)) == (800.0, 600.0)  # bottom-right
     assert operators.region_to_photo(frame, (300.0, 200.0), (800, 600)) == (400.0, 300.0)
     assert operators.region_to_photo(frame, (0.0, 1000.0), (800, 600)) == (0.0, 0.0)  # clamped
+
+
+# A real Blender window (Debian's Blender 3.4 under Xvfb) runs the modal operator: the worker
+# thread, the timer, Esc (simulated) and the final write-back. Slow (Blender start, two runs).
+UI_SCRIPT = r'''
+import json, sys, time
+sys.path.insert(0, sys.argv[sys.argv.index("--") + 2])
+import bpy
+import blender_gradhog as addon
+from blender_gradhog import scene as blender_scene
+
+OUT = sys.argv[sys.argv.index("--") + 1]
+DATA = sys.argv[sys.argv.index("--") + 2] + "/torch_backend/data/"
+log = {}
+
+def setup():
+    for obj in list(bpy.data.objects):
+        bpy.data.objects.remove(obj)
+    bpy.ops.wm.obj_import(filepath=DATA + "demo_chair.obj", forward_axis='Y', up_axis='Z')
+    chair = bpy.context.selected_objects[0]
+    camera = blender_scene.new_camera(bpy.context.scene, "Camera")
+    bpy.context.scene.camera = camera
+    settings = bpy.context.scene.gradhog
+    settings.photo_path = DATA + "demo_photo.png"
+    settings.mask_source = 'IMAGE'
+    settings.mask_image = bpy.data.images.load(DATA + "demo_mask.png")
+    settings.target = chair
+    settings.camera = camera
+    settings.refine = False
+    return camera
+
+def view3d():
+    window = bpy.context.window_manager.windows[0]
+    for area in window.screen.areas:
+        if area.type == 'VIEW_3D':
+            region = next(r for r in area.regions if r.type == 'WINDOW')
+            return window, area, region
+
+def state(camera):
+    return [list(row) for row in camera.matrix_world]
+
+def start_cancel_run():
+    camera = bpy.data.objects["Camera"]
+    log["before"] = state(camera)
+    window, area, region = view3d()
+    with bpy.context.temp_override(window=window, area=area, region=region):
+        log["invoke_cancel"] = list(bpy.ops.gradhog.align_camera('INVOKE_DEFAULT'))
+    log["running_modal_header"] = True
+    bpy.app.timers.register(press_escape, first_interval=0.3)
+    return None
+
+def press_escape():
+    window = bpy.context.window_manager.windows[0]
+    window.event_simulate(type='ESC', value='PRESS')
+    window.event_simulate(type='ESC', value='RELEASE')
+    # Longer than a whole run: a run that was not cancelled would have written the camera by then.
+    bpy.app.timers.register(check_cancel, first_interval=20.0)
+    return None
+
+def check_cancel():
+    camera = bpy.data.objects["Camera"]
+    log["after_cancel_unchanged"] = state(camera) == log["before"]
+    log["has_result_after_cancel"] = bpy.context.scene.gradhog.has_result
+    window, area, region = view3d()
+    with bpy.context.temp_override(window=window, area=area, region=region):
+        log["invoke_full"] = list(bpy.ops.gradhog.align_camera('INVOKE_DEFAULT'))
+    log["started"] = time.time()
+    bpy.app.timers.register(wait_result, first_interval=0.5)
+    return None
+
+def wait_result():
+    settings = bpy.context.scene.gradhog
+    if not settings.has_result and time.time() - log["started"] < 120:
+        return 0.5
+    camera = bpy.data.objects["Camera"]
+    log["has_result"] = settings.has_result
+    log["result"] = [settings.result_azimuth, settings.result_elevation, settings.result_distance, settings.result_roll]
+    log["camera_changed"] = state(camera) != log["before"]
+    log["candidates"] = len(settings.candidates)
+    with open(OUT, "w") as stream:
+        json.dump(log, stream)
+    bpy.ops.wm.quit_blender()
+    return None
+
+addon.register()
+setup()
+bpy.app.timers.register(start_cancel_run, first_interval=2.0)
+'''
+
+
+@pytest.mark.blender
+@pytest.mark.slow
+def test_modal_align_in_a_real_blender_window_cancels_on_escape_then_finishes(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sysconfig
+    from pathlib import Path
+
+    if shutil.which("xvfb-run") is None:
+        pytest.skip("xvfb-run is not installed")
+    script, out = tmp_path / "ui_modal.py", tmp_path / "out.json"
+    script.write_text(UI_SCRIPT)
+    repo = Path(__file__).resolve().parent.parent
+    environment = dict(os.environ, PYTHONPATH=sysconfig.get_paths()["purelib"])
+    completed = subprocess.run(
+        ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", shutil.which("blender"), "--factory-startup",
+         "--python-use-system-env", "--enable-event-simulate", "--python", str(script), "--", str(out), str(repo)],
+        capture_output=True, text=True, timeout=500, env=environment)
+    assert out.is_file(), completed.stdout[-3000:] + completed.stderr[-3000:]
+    import json
+
+    log = json.loads(out.read_text())
+    assert log["invoke_cancel"] == ["RUNNING_MODAL"] and log["invoke_full"] == ["RUNNING_MODAL"]
+    assert log["after_cancel_unchanged"] and not log["has_result_after_cancel"]
+    assert log["has_result"] and log["camera_changed"] and log["candidates"] >= 1
+    assert completed.stdout.count("Camera aligned") == 1  # the cancelled run wrote nothing
