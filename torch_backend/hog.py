@@ -13,11 +13,15 @@ Two variants, both batch-first ``(B, C, H, W)``, float32 or float64, on any devi
   spatial voting by the ``2c x 2c`` bilinear filter of eq. 5 sampled at the cell centres (eq. 6),
   and one global robust L2 normalisation (eq. 7, see :data:`DALAL_EPS`).
 
-Every step is a tensor expression (no loops over pixels, no scatter): orientation voting is a
-comparison against the bin indices, spatial voting a strided ``2c``-tap triangle filter applied
-separably with ``Tensor.unfold`` + ``matmul``. Gradients are finite everywhere (zero-gradient
-pixels, constant images, exact bin boundaries): square roots and arc-tangents are evaluated on
-guarded arguments and their derivative is taken as 0 where the magnitude vanishes.
+Every step is a tensor expression (no Python loops over pixels). Each pixel votes for one or two
+orientation bins; the bilinear spatial vote is separable: along x a pixel meets only two cells,
+so that pass is a single ``scatter_add`` of the sparse votes into ``c``-times narrower rows (no
+dense ``bins x H x W`` image is ever built; its backward is a ``gather``), and the y pass is a
+stride-``c`` triangle filter on the dense, small result, written as one GEMM. On CUDA,
+``scatter_add`` sums in a nondeterministic order (float rounding-level differences between runs).
+Gradients are finite everywhere (zero-gradient pixels, constant images, exact bin boundaries):
+square roots and arc-tangents are evaluated on guarded arguments and their derivative is taken
+as 0 where the magnitude vanishes.
 """
 from __future__ import annotations
 
