@@ -130,23 +130,27 @@ def apply_candidate(context, index: int) -> str | None:
     return None
 
 
-class AlignWorker:
-    """Runs :func:`api.solve` on a thread; the main thread polls ``progress``/``message``/``done``."""
+class Worker:
+    """Runs ``work(callback)`` on a thread; the main thread polls ``progress``/``message``/``done``.
 
-    def __init__(self, job: api.AlignJob):
-        self.job = job
+    ``work`` must not touch ``bpy``. ``callback(progress, message)`` returns False once
+    :meth:`cancel` was called, which the backends turn into their ``Cancelled`` exception.
+    """
+
+    def __init__(self, work, name: str = "gradhog-worker"):
         self.progress = 0.0
         self.message = "starting"
         self.result = None
         self.error: api.AlignError | None = None
+        self._work = work
         self._cancel = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="gradhog-align", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def cancel(self) -> None:
-        """Ask the worker to stop at its next progress report (it raises ``Cancelled`` there)."""
+        """Ask the worker to stop at its next progress report."""
         self._cancel.set()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -167,68 +171,46 @@ class AlignWorker:
 
     def _run(self) -> None:  # worker thread: torch only, never bpy
         try:
-            self.result = api.solve(self.job, self._report)
+            self.result = self._work(self._report)
         except api.AlignError as error:
             self.error = error
-        except Exception as error:  # a bug: keep the traceback for the console, a line for the user
-            traceback.print_exc()
-            self.error = api.AlignError(f"alignment failed: {type(error).__name__}: {error}")
+        except Exception as error:
+            if self._cancel.is_set() and "Cancelled" in type(error).__name__:
+                self.error = api.AlignCancelled("cancelled")
+                return
+            traceback.print_exc()  # a bug: the traceback for the console, one line for the user
+            self.error = api.AlignError(f"failed: {type(error).__name__}: {error}")
 
 
-def _redraw_sidebars(context) -> None:
-    screen = context.screen
-    for area in (screen.areas if screen else ()):
-        if area.type == 'VIEW_3D':
-            area.tag_redraw()
+class AlignWorker(Worker):
+    """Runs :func:`api.solve` for a job gathered on the main thread."""
+
+    def __init__(self, job: api.AlignJob):
+        super().__init__(lambda callback: api.solve(job, callback), name="gradhog-align")
+        self.job = job
 
 
-# --------------------------------------------------------------------------------------------
-# Align Camera
-# --------------------------------------------------------------------------------------------
+class BackgroundOperator:
+    """Mixin for operators whose heavy part runs on a :class:`Worker`: a timer pumps its progress
+    into the progress bar and the header; Esc or right-click cancels; ``finish`` runs on the main
+    thread with the result. Under ``bpy.app.background`` callers run synchronously instead."""
 
-class GRADHOG_OT_align_camera(bpy.types.Operator):
-    """Align the camera to the photo: find the viewpoint from which the object looks as in the photo"""
-
-    bl_idname = "gradhog.align_camera"
-    bl_label = "Align Camera"
-    bl_options = {'REGISTER', 'UNDO'}
-
-    _worker: AlignWorker | None = None
+    header_text = "Working… Esc to cancel"
+    _worker: Worker | None = None
     _timer = None
     _area = None
 
-    @classmethod
-    def poll(cls, context):
-        return context.scene is not None and hasattr(context.scene, "gradhog")
-
-    def execute(self, context):
-        """Synchronous run (scripts, background mode, Redo panel)."""
-        try:
-            job = prepare_job(context)
-            result = api.solve(job)
-        except api.AlignError as error:
-            self.report({'ERROR'}, str(error))
-            return {'CANCELLED'}
-        return self._finish_with(context, job, result)
-
-    def invoke(self, context, event):
-        if bpy.app.background or context.window is None:
-            return self.execute(context)
-        try:
-            job = prepare_job(context)  # main thread: scene data + Workbench coarse views
-        except api.AlignError as error:
-            self.report({'ERROR'}, str(error))
-            return {'CANCELLED'}
-        self._worker = AlignWorker(job)
-        self._worker.start()
+    def start_worker(self, context, worker: Worker):
+        self._worker = worker
+        worker.start()
         window_manager = context.window_manager
         self._timer = window_manager.event_timer_add(0.1, window=context.window)
         window_manager.progress_begin(0, 100)
         self._area = context.area
         if self._area is not None:
-            self._area.header_text_set(HEADER_TEXT)
+            self._area.header_text_set(self.header_text)
         if context.workspace is not None:
-            context.workspace.status_text_set(HEADER_TEXT)
+            context.workspace.status_text_set(self.header_text)
         window_manager.modal_handler_add(self)
         return {'RUNNING_MODAL'}
 
@@ -238,21 +220,20 @@ class GRADHOG_OT_align_camera(bpy.types.Operator):
             worker.cancel()
             worker.wait(timeout=30.0)
             self._cleanup(context)
-            self.report({'WARNING'}, "Alignment cancelled: the camera was not changed")
+            self.report({'WARNING'}, f"{self.bl_label} cancelled: nothing was changed")
             return {'CANCELLED'}
         if event.type != 'TIMER':
             return {'PASS_THROUGH'}
         context.window_manager.progress_update(int(100 * min(max(worker.progress, 0.0), 1.0)))
-        text = f"{HEADER_TEXT} — {worker.message} ({100 * worker.progress:.0f} %)"
         if self._area is not None:
-            self._area.header_text_set(text)
+            self._area.header_text_set(f"{self.header_text} — {worker.message} ({100 * worker.progress:.0f} %)")
         if not worker.done:
             return {'RUNNING_MODAL'}
         self._cleanup(context)
         if worker.error is not None:
-            self.report({'ERROR'}, str(worker.error))
+            self.report({'ERROR'}, sentence(str(worker.error)))
             return {'CANCELLED'}
-        return self._finish_with(context, worker.job, worker.result)
+        return self.finish(context, worker)
 
     def cancel(self, context):
         """Blender cancels the operator (window closed, file loaded): stop the worker, change nothing."""
@@ -266,18 +247,73 @@ class GRADHOG_OT_align_camera(bpy.types.Operator):
         if self._timer is not None:
             window_manager.event_timer_remove(self._timer)
             self._timer = None
-        window_manager.progress_end()
+            window_manager.progress_end()
         if self._area is not None:
             self._area.header_text_set(None)
             self._area = None
         if context.workspace is not None:
             context.workspace.status_text_set(None)
 
+    def finish(self, context, worker: Worker):
+        raise NotImplementedError
+
+
+def sentence(message: str) -> str:
+    """A report line as Blender writes them: first letter upper case."""
+    return message[:1].upper() + message[1:]
+
+
+def _redraw_sidebars(context) -> None:
+    screen = context.screen
+    for area in (screen.areas if screen else ()):
+        if area.type == 'VIEW_3D':
+            area.tag_redraw()
+
+
+# --------------------------------------------------------------------------------------------
+# Align Camera
+# --------------------------------------------------------------------------------------------
+
+class GRADHOG_OT_align_camera(BackgroundOperator, bpy.types.Operator):
+    """Align the camera to the photo: find the viewpoint from which the object looks as in the photo"""
+
+    bl_idname = "gradhog.align_camera"
+    bl_label = "Align Camera"
+    bl_options = {'REGISTER', 'UNDO'}
+    header_text = HEADER_TEXT
+
+    @classmethod
+    def poll(cls, context):
+        return context.scene is not None and hasattr(context.scene, "gradhog")
+
+    def execute(self, context):
+        """Synchronous run (scripts, background mode, Redo panel)."""
+        try:
+            job = prepare_job(context)
+            result = api.solve(job)
+        except api.AlignError as error:
+            self.report({'ERROR'}, sentence(str(error)))
+            return {'CANCELLED'}
+        return self._finish_with(context, job, result)
+
+    def invoke(self, context, event):
+        if bpy.app.background or context.window is None:
+            return self.execute(context)
+        try:
+            job = prepare_job(context)  # main thread: scene data + Workbench coarse views
+        except api.AlignError as error:
+            self.report({'ERROR'}, sentence(str(error)))
+            return {'CANCELLED'}
+        return self.start_worker(context, AlignWorker(job))
+
+    def finish(self, context, worker):
+        return self._finish_with(context, worker.job, worker.result)
+
     def _finish_with(self, context, job, result):
         try:
             values = api.apply(job, result)
         except api.AlignError as error:
-            self.report({'ERROR'}, str(error))
+            self.report({'ERROR'}, sentence(str(error)))
             return {'CANCELLED'}
         settings = settings_of(context)
         store_results(settings, values, job)
@@ -306,7 +342,7 @@ class GRADHOG_OT_apply_candidate(bpy.types.Operator):
     def execute(self, context):
         error = apply_candidate(context, self.index)
         if error:
-            self.report({'ERROR'}, error)
+            self.report({'ERROR'}, sentence(error))
             return {'CANCELLED'}
         properties._applying_candidate = True
         try:
@@ -561,36 +597,64 @@ class GRADHOG_OT_preview_hog(bpy.types.Operator):
             features = hog.hog(torch.from_numpy(np.ascontiguousarray(gray))[None, None], variant)
             picture = hog.hog_glyphs(features, variant, glyph_size=11)
         except (api.AlignError, ValueError) as error:
-            self.report({'ERROR'}, str(error))
+            self.report({'ERROR'}, sentence(str(error)))
             return {'CANCELLED'}
         image = show_picture(context, "GradHOG HOG", picture)
         self.report({'INFO'}, f"HOG glyphs in image {image.name!r}")
         return {'FINISHED'}
 
 
-class GRADHOG_OT_preimage(bpy.types.Operator):
+class GRADHOG_OT_preimage(BackgroundOperator, bpy.types.Operator):
     """Reconstruct an image from the photo's HOG alone: what HOG sees (image "GradHOG Pre-image")"""
 
     bl_idname = "gradhog.preimage"
     bl_label = "Pre-image"
+    header_text = "Reconstructing from HOG… Esc to cancel"
 
     iterations: IntProperty(name="Iterations", default=150, min=1, max=2000)
 
+    def _work(self, context):
+        """Gather the photo (main thread) and return the torch-only work for the worker."""
+        hog = api.load_backend("hog")
+        invert = api.load_backend("invert")
+        import torch
+
+        gray = _limit_size(_photo_gray(context), 160)
+        variant = _hog_variant(settings_of(context))
+        device = settings_of(context).device
+        tensor = torch.from_numpy(np.ascontiguousarray(gray, dtype=np.float32))[None, None]
+        iterations = self.iterations
+
+        def work(callback):
+            features = hog.hog(tensor, variant)
+            picture = invert.reconstruct(features, variant, tuple(gray.shape), iterations=iterations,
+                                         device=device, callback=callback)
+            return picture.detach().cpu().numpy().reshape(gray.shape)
+
+        return work
+
     def execute(self, context):
         try:
-            hog = api.load_backend("hog")
-            invert = api.load_backend("invert")
-            import torch
-
-            gray = _limit_size(_photo_gray(context), 160)
-            variant = _hog_variant(settings_of(context))
-            tensor = torch.from_numpy(np.ascontiguousarray(gray, dtype=np.float32))[None, None]
-            features = hog.hog(tensor, variant)
-            picture = invert.reconstruct(features, variant, tuple(gray.shape), iterations=self.iterations)
+            picture = self._work(context)(None)
         except (api.AlignError, ValueError) as error:
-            self.report({'ERROR'}, str(error))
+            self.report({'ERROR'}, sentence(str(error)))
             return {'CANCELLED'}
-        picture = picture.detach().cpu().numpy().reshape(gray.shape)
+        return self._show(context, picture)
+
+    def invoke(self, context, event):
+        if bpy.app.background or context.window is None:
+            return self.execute(context)
+        try:
+            work = self._work(context)
+        except (api.AlignError, ValueError) as error:
+            self.report({'ERROR'}, sentence(str(error)))
+            return {'CANCELLED'}
+        return self.start_worker(context, Worker(work, name="gradhog-preimage"))
+
+    def finish(self, context, worker):
+        return self._show(context, worker.result)
+
+    def _show(self, context, picture):
         image = show_picture(context, "GradHOG Pre-image", picture)
         self.report({'INFO'}, f"Pre-image in image {image.name!r}")
         return {'FINISHED'}

@@ -229,8 +229,9 @@ def render_views(vertices: np.ndarray, faces: np.ndarray, camera_matrices, *, ca
             collection.remove(block)
         bpy.data.scenes.remove(scene)
         render_result = bpy.data.images.get("Render Result")
-        # Blender 3.x keeps a user on it (removing it then logs an error): leave it there.
-        if existing_render_result is None and render_result is not None and render_result.users == 0:
+        # Blender 3.x keeps a user on it and logs an error when it is removed: leave it there.
+        removable = render_result is not None and (render_result.users == 0 or bpy.app.version >= (4, 0, 0))
+        if existing_render_result is None and removable:
             bpy.data.images.remove(render_result)
 
 
