@@ -408,6 +408,30 @@ def test_draw_box_maps_the_camera_frame_to_photo_pixels():
     assert operators.region_to_photo(frame, (0.0, 1000.0), (800, 600)) == (0.0, 0.0)  # clamped
 
 
+def test_align_from_edit_mode_keeps_the_mode(tmp_path):
+    chair, camera, photo, _ = build_scene(tmp_path)
+    configure_panel(chair, camera, photo)
+    bpy.context.view_layer.objects.active = chair
+    bpy.ops.object.mode_set(mode='EDIT')
+    try:
+        assert bpy.ops.gradhog.align_camera() == {'FINISHED'}
+        assert bpy.context.object.mode == 'EDIT'
+        assert bpy.context.scene.gradhog.has_result
+    finally:
+        bpy.ops.object.mode_set(mode='OBJECT')
+
+
+def test_script_api_makes_a_camera_when_the_scene_has_none(tmp_path):
+    chair, camera, photo, true_matrix = build_scene(tmp_path)
+    bpy.data.objects.remove(camera)
+    assert bpy.context.scene.camera is None
+    result = api.align(str(photo), chair, **FAST)
+    new = bpy.data.objects[result["camera"]]
+    assert bpy.context.scene.camera == new and new.type == 'CAMERA'
+    assert {"azimuth", "elevation", "distance", "roll", "score", "candidates"} <= set(result)
+    assert rotation_error_degrees(np.array(new.matrix_world), true_matrix) < 12.0  # coarse grid only
+
+
 # A real Blender window (Debian's Blender 3.4 under Xvfb) runs the modal operator: the worker
 # thread, the timer, Esc (simulated) and the final write-back. Slow (Blender start, two runs).
 UI_SCRIPT = r'''
