@@ -271,15 +271,27 @@ def _rasterize(mesh: Mesh, camera: dict, sharpness: float, backface_culling: Any
         return (sil, torch.full_like(sil, float(background)) + empty, empty.clone()), batched
 
     with torch.no_grad():
-        pair_face = torch.repeat_interleave(torch.arange(counts.numel(), device=device), counts, output_size=total)
-        starts = torch.cumsum(counts, 0) - counts
-        local = torch.arange(total, device=device) - starts[pair_face]
-        pair_w = box_w[pair_face]
-        px = x0[pair_face] + local % pair_w
-        py = y0[pair_face] + local // pair_w
-        pixel = (b_idx[pair_face] * height + py) * width + px  # flat index into (B, H, W)
-        centre = torch.stack([px, py], dim=-1).to(dtype) + 0.5
         face_contour = contour_edge[b_idx, f_idx]  # (K, 3)
+        face_has_contour = face_contour.any(-1)
+
+        def expand(member: Tensor):
+            """(face, pixel, centre) for every pixel in the boxes of the faces selected by ``member``."""
+            chosen = member.nonzero(as_tuple=True)[0]
+            chosen_counts = counts[chosen]
+            n = int(chosen_counts.sum()) if chosen.numel() else 0
+            if n == 0:
+                return None
+            owner = torch.repeat_interleave(torch.arange(chosen.numel(), device=device), chosen_counts, output_size=n)
+            face = chosen[owner]
+            local = torch.arange(n, device=device) - (torch.cumsum(chosen_counts, 0) - chosen_counts)[owner]
+            px = x0[face] + local % box_w[face]
+            py = y0[face] + local // box_w[face]
+            pixel = (b_idx[face] * height + py) * width + px  # flat index into (B, H, W)
+            return face, pixel, torch.stack([px, py], dim=-1).to(dtype) + 0.5
+
+        # faces with a contour edge need exact distances; the others only cover (and shade)
+        contour_group = expand(face_has_contour)
+        interior_group = expand(~face_has_contour)
 
     # Per-face linear functions of the pixel position (one gather per pair instead of gathering
     # vertices): for edge i from v_i to v_{i+1} with length l_i,
@@ -293,37 +305,53 @@ def _rasterize(mesh: Mesh, camera: dict, sharpness: float, backface_culling: Any
     line_a = -orient * edges[..., 1] / length
     line_b = orient * edges[..., 0] / length
     line_c = -(line_a * face_tri[..., 0] + line_b * face_tri[..., 1])
-    tan_p = edges[..., 0] / (length * length)
-    tan_q = edges[..., 1] / (length * length)
-    tan_r = -(tan_p * face_tri[..., 0] + tan_q * face_tri[..., 1])
     # 1/depth is linear in screen space: its barycentric weights are line_i * l_i / |area| (the
     # weight of the vertex opposite edge i).
     inv_depth = 1.0 / tri_depth[b_idx, f_idx]  # (K, 3)
     area_abs = face_area2.abs()
-    inv_coef = length / area_abs[:, None] * inv_depth.roll(-2, dims=-1)
-    coef = [line_a, line_b, line_c, tan_p, tan_q, tan_r, length, inv_coef]
-    # unbind (not indexing) so that the backward is one stack, not a zero-filled tensor per slice
-    pair_coef = torch.stack(coef, dim=-1).index_select(0, pair_face).unbind(-1)  # each (N, 3)
-    x, y = centre[:, 0:1], centre[:, 1:2]
-    line = pair_coef[0] * x + pair_coef[1] * y + pair_coef[2]  # (N, 3)
-    along = pair_coef[3] * x + pair_coef[4] * y + pair_coef[5]
-    beyond = (along - along.clamp(0.0, 1.0)) * pair_coef[6]
-    edge_dist2 = line * line + beyond * beyond  # squared distance to each edge segment
+    length_area = length / area_abs[:, None]
+    inv_coef = length_area * inv_depth.roll(-2, dims=-1)
     with torch.no_grad():
-        inside = (line >= 0).all(dim=-1)
-        pair_contour = face_contour[pair_face]
-        any_contour = pair_contour.any(dim=-1)
-        face_inv = inv_depth.detach()
-        lo_inv, hi_inv = face_inv.min(-1).values[pair_face], face_inv.max(-1).values[pair_face]
-    # Barycentric clipping (SoftRas): negative barycentrics set to 0 and renormalised, so a pixel
-    # outside a triangle takes the depth of a point of the triangle, not of its extended plane.
-    clipped = line.clamp(min=0.0)
-    pair_inv = (clipped * pair_coef[7]).sum(-1) / ((clipped * pair_coef[6]).sum(-1) / area_abs[pair_face] + 1e-12)
-    pair_inv = torch.maximum(torch.minimum(pair_inv, hi_inv), lo_inv)  # rounding guard
-    pair_depth = 1.0 / pair_inv
-    line_min = line.min(dim=-1).values  # exact signed distance inside, an underestimate outside
-    outside_dist = torch.sqrt(edge_dist2.min(dim=-1).values + 1e-12)
-    signed = torch.where(inside, line_min, -outside_dist) / sharpness  # in sharpness units
+        lo_inv, hi_inv = inv_depth.min(-1).values, inv_depth.max(-1).values
+
+    def pair_terms(group, exact: bool):
+        """signed distance (sharpness units), inside flag, depth and, when ``exact``, the distance to
+        the face's contour edges, for every (face, pixel) pair of ``group``."""
+        face, _, centre = group
+        coef = [line_a, line_b, line_c, length_area, inv_coef]
+        if exact:
+            tan_p = edges[..., 0] / (length * length)
+            tan_q = edges[..., 1] / (length * length)
+            tan_r = -(tan_p * face_tri[..., 0] + tan_q * face_tri[..., 1])
+            coef += [tan_p, tan_q, tan_r, length]
+        # unbind (not indexing): its backward is one stack, not a zero-filled tensor per slice
+        pair_coef = torch.stack(coef, dim=-1).index_select(0, face).unbind(-1)  # each (N, 3)
+        x, y = centre[:, 0:1], centre[:, 1:2]
+        line = pair_coef[0] * x + pair_coef[1] * y + pair_coef[2]  # (N, 3)
+        inside = (line.detach() >= 0).all(dim=-1)
+        # Barycentric clipping (SoftRas): negative barycentrics set to 0 and renormalised, so a pixel
+        # outside a triangle takes the depth of a point of the triangle, not of its extended plane.
+        clipped = line.clamp(min=0.0)
+        pair_inv = (clipped * pair_coef[4]).sum(-1) / ((clipped * pair_coef[3]).sum(-1) + 1e-12)
+        pair_inv = torch.maximum(torch.minimum(pair_inv, hi_inv[face]), lo_inv[face])  # rounding guard
+        line_min = line.min(dim=-1).values  # exact signed distance inside, an underestimate outside
+        if not exact:
+            return line_min / sharpness, inside, 1.0 / pair_inv, None
+        along = pair_coef[5] * x + pair_coef[6] * y + pair_coef[7]
+        beyond = (along - along.clamp(0.0, 1.0)) * pair_coef[8]
+        edge_dist2 = line * line + beyond * beyond  # squared distance to each edge segment
+        outside_dist = torch.sqrt(edge_dist2.min(dim=-1).values + 1e-12)
+        signed = torch.where(inside, line_min, -outside_dist) / sharpness
+        contour_dist = torch.sqrt(edge_dist2.masked_fill(~face_contour[face], 1e30).min(dim=-1).values + 1e-12)
+        return signed, inside, 1.0 / pair_inv, contour_dist / sharpness
+
+    computed = []  # (group, signed, inside, depth, contour distance or None)
+    if contour_group is not None:
+        computed.append((contour_group, *pair_terms(contour_group, True)))
+    if interior_group is not None:
+        # without shading the interior pairs only say "covered" and feed the z-buffer: no graph
+        with torch.set_grad_enabled(shading and torch.is_grad_enabled()):
+            computed.append((interior_group, *pair_terms(interior_group, False)))
 
     # The depth range of the drawn faces normalises depth for the soft z-buffer (with gradient:
     # the span does not cancel in the softmax).
@@ -332,34 +360,41 @@ def _rasterize(mesh: Mesh, camera: dict, sharpness: float, backface_culling: Any
     back_depth = torch.where(valid[..., None], tri_depth, torch.full_like(tri_depth, -torch.inf)).amax(dim=(1, 2))
     front_depth = torch.where(drawn, front_depth, torch.zeros_like(front_depth))
     span = torch.where(drawn, back_depth - front_depth, torch.ones_like(front_depth)).clamp(min=1e-12)
+
     with torch.no_grad():
-        pair_batch = b_idx[pair_face]
         # hard z-buffer of the pixel centres, to tell visible contour edges from occluded ones
         zbuffer = torch.full((n_pixels,), torch.inf, dtype=dtype, device=device)
-        zbuffer = zbuffer.scatter_reduce(0, pixel, torch.where(inside, pair_depth, torch.inf), reduce="amin")
+        for group, _, inside, pair_depth, _ in computed:
+            zbuffer = zbuffer.scatter_reduce(0, group[1], torch.where(inside, pair_depth.detach(), torch.inf),
+                                             reduce="amin")
         inside_any = torch.isfinite(zbuffer)
-        visible = pair_depth <= zbuffer[pixel] + _OCCLUSION_TOLERANCE * span.detach()[pair_batch]
 
     # Outside: the sigmoid of the exact signed distance to the projected union, i.e. to the
     # nearest triangle. That lies on a face with a contour edge, so only those count (and
     # overlapping soft edges cannot inflate the coverage as in SoftRas' product).
     nearest = torch.full((n_pixels,), -_MARGIN, dtype=dtype, device=device)
-    nearest = nearest.scatter_reduce(0, pixel, torch.where(any_contour, signed, torch.full_like(signed, -_MARGIN)),
-                                     reduce="amax", include_self=True)
-    outside = torch.sigmoid(nearest) * _taper(-nearest, _MARGIN)
     # Inside: the sigmoid of the distance to the nearest *visible contour edge* (interior edges
     # between visible faces do not count, nor do contours hidden behind a nearer surface), so the
     # coverage is continuous across the silhouette and has no seams inside it.
-    contour_dist = torch.sqrt(edge_dist2.masked_fill(~pair_contour, 1e30).min(dim=-1).values + 1e-12) / sharpness
     inner = torch.full((n_pixels,), _MARGIN, dtype=dtype, device=device)
-    inner = inner.scatter_reduce(0, pixel, torch.where(any_contour & visible, contour_dist,
-                                                       torch.full_like(contour_dist, _MARGIN)),
-                                 reduce="amin", include_self=True)
+    if contour_group is not None:
+        (face, pixel, _), c_signed, _, c_depth, c_contour = computed[0]
+        nearest = nearest.scatter_reduce(0, pixel, c_signed, reduce="amax", include_self=True)
+        with torch.no_grad():
+            visible = c_depth <= zbuffer[pixel] + _OCCLUSION_TOLERANCE * span.detach()[b_idx[face]]
+        inner = inner.scatter_reduce(0, pixel, torch.where(visible, c_contour, torch.full_like(c_contour, _MARGIN)),
+                                     reduce="amin", include_self=True)
+    outside = torch.sigmoid(nearest) * _taper(-nearest, _MARGIN)
     inside_cover = 1.0 - (1.0 - torch.sigmoid(inner)) * _taper(inner, _MARGIN)
     silhouette = torch.where(inside_any, inside_cover, outside)
     if not shading:
         return (silhouette.reshape(out_shape), None, None), batched
 
+    pair_face = torch.cat([entry[0][0] for entry in computed])
+    pixel = torch.cat([entry[0][1] for entry in computed])
+    signed = torch.cat([entry[1] for entry in computed])
+    pair_depth = torch.cat([entry[3] for entry in computed])
+    pair_batch = b_idx[pair_face]
     znorm = (pair_depth - front_depth[pair_batch]) / span[pair_batch]
     # log of SoftRas' weight D_j exp(-z_j / gamma), D_j tapered to 0 at the interior margin (the
     # same for every face, so that a face gaining or losing a contour edge changes nothing here)
