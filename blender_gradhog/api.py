@@ -148,6 +148,7 @@ class AlignJob:
     lock_focal_length: bool = True
     prepare_seconds: float = 0.0
     ignored_options: list = field(default_factory=list)
+    pending_views: Any = None  # a CoarseViewJob still to render (prepare(coarse_views='later'))
 
 
 def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_source: str = 'ALPHA',
@@ -164,7 +165,9 @@ def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_s
         mask: explicit mask (image, path or ``(H, W)`` array); overrides ``mask_source``.
         mask_source: ``'ALPHA'`` (photo alpha when it has one), ``'IMAGE'`` (needs ``mask``),
             ``'BOX'`` (automatic from ``bbox``) or ``'NONE'``.
-        coarse_views: render the coarse views with Blender (False: let the backend render them).
+        coarse_views: render the coarse views with Blender now (True), let the backend render
+            them (False), or ``'later'``: ``job.pending_views`` is a :class:`CoarseViewJob` to
+            render step by step (its temporary scene exists until it finishes or is closed).
         options: passed on to ``estimate_pose`` (e.g. ``iterations``, ``starts``, ``hog_variant``).
 
     Raises:
@@ -211,8 +214,11 @@ def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_s
         raise AlignError(str(error)) from None
     cue = "mask" if mask_array is not None else "box" if bbox is not None else "photo"
     intrinsics = photo_intrinsics(camera_module, camera, width, height)
-    views = None
-    if coarse_views:
+    views = pending = None
+    if coarse_views == 'later':  # the caller renders them step by step (modal operator)
+        pending = CoarseViewJob(pose, camera_module, mesh, intrinsics, options)
+        views = pending.views  # already there when cached
+    elif coarse_views:
         views = render_coarse_views(pose, camera_module, mesh, intrinsics, options)
     accepted, ignored = _split_options(pose, options)
     return AlignJob(
@@ -221,7 +227,7 @@ def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_s
         device=device, seed=int(seed), camera_name=camera.name if camera else None,
         object_name=obj.name, scene_name=scene.name, photo_name=image.name, cue=cue,
         lock_focal_length=lock_focal_length, prepare_seconds=time.perf_counter() - started,
-        ignored_options=ignored,
+        ignored_options=ignored, pending_views=pending if views is None else None,
     )
 
 
@@ -261,32 +267,72 @@ def _view_cache_key(mesh, view_camera: dict, grid: dict) -> str:
     return digest.hexdigest()
 
 
+class CoarseViewJob:
+    """Blender (Workbench) renders of the mesh alone at the grid of poses the backend asks for.
+
+    Rendered views are cached per mesh, field of view and grid (``views`` is set at once on a cache
+    hit). Otherwise call :meth:`render_some` until it returns True (or :meth:`render_all`), then
+    read ``views``; :meth:`close` removes the temporary render scene (also on cancel).
+    """
+
+    def __init__(self, pose, camera_module, mesh, intrinsics, options):
+        grid = {k: options[k] for k in ("azimuth_step", "elevations") if k in options}
+        self._pose = pose
+        self._view_camera = pose.coarse_view_intrinsics(intrinsics)
+        self._key = _view_cache_key(mesh, self._view_camera, grid)
+        self.views = _VIEW_CACHE.get(self._key)
+        self._renderer = None
+        if self.views is not None:
+            _VIEW_CACHE.move_to_end(self._key)
+            return
+        self._poses = list(pose.coarse_view_poses(mesh.vertices, intrinsics, **grid))
+        matrices = camera_module.camera_to_world(
+            [p.azimuth for p in self._poses], [p.elevation for p in self._poses],
+            [p.distance for p in self._poses], [p.roll for p in self._poses], dtype=_float64())
+        width, height = (int(v) for v in self._view_camera["resolution"])
+        blender_camera = {"lens": self._view_camera["lens_mm"], "sensor_width": self._view_camera["sensor_width_mm"],
+                          "sensor_height": self._view_camera["sensor_height_mm"],
+                          "sensor_fit": self._view_camera["sensor_fit"]}
+        self._renderer = blender_scene.ViewRenderer(
+            mesh.vertices, mesh.faces, matrices.numpy(), camera=blender_camera, width=width, height=height,
+            shifts=[(p.shift_x, p.shift_y) for p in self._poses])
+
+    @property
+    def progress(self) -> float:
+        if self._renderer is None:
+            return 1.0
+        return self._renderer.done / max(len(self._poses), 1)
+
+    def render_some(self, seconds: float = 0.1) -> bool:
+        """Render for about ``seconds``; True once every view is rendered (``views`` is then set)."""
+        if self.views is not None:
+            return True
+        if not self._renderer.render_some(seconds):
+            return False
+        self.views = self._pose.CoarseViews(images=self._renderer.shaded, silhouettes=self._renderer.silhouettes,
+                                            poses=self._poses, intrinsics=self._view_camera)
+        _VIEW_CACHE[self._key] = self.views
+        while len(_VIEW_CACHE) > _VIEW_CACHE_SIZE:
+            _VIEW_CACHE.popitem(last=False)
+        self.close()
+        return True
+
+    def render_all(self):
+        try:
+            self.render_some(seconds=float("inf"))
+        finally:
+            self.close()
+        return self.views
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+
 def render_coarse_views(pose, camera_module, mesh, intrinsics, options):
-    """Blender (Workbench) renders of the mesh alone at the grid of poses the backend asks for."""
-    grid = {k: options[k] for k in ("azimuth_step", "elevations") if k in options}
-    view_camera = pose.coarse_view_intrinsics(intrinsics)
-    key = _view_cache_key(mesh, view_camera, grid)
-    if key in _VIEW_CACHE:
-        _VIEW_CACHE.move_to_end(key)
-        return _VIEW_CACHE[key]
-    poses = list(pose.coarse_view_poses(mesh.vertices, intrinsics, **grid))
-    if not poses:
-        return None
-    matrices = camera_module.camera_to_world(
-        [p.azimuth for p in poses], [p.elevation for p in poses], [p.distance for p in poses],
-        [p.roll for p in poses], dtype=_float64())
-    width, height = (int(v) for v in view_camera["resolution"])
-    blender_camera = {"lens": view_camera["lens_mm"], "sensor_width": view_camera["sensor_width_mm"],
-                      "sensor_height": view_camera["sensor_height_mm"],
-                      "sensor_fit": view_camera["sensor_fit"]}
-    shaded, silhouettes = blender_scene.render_views(
-        mesh.vertices, mesh.faces, matrices.numpy(), camera=blender_camera, width=width, height=height,
-        shifts=[(p.shift_x, p.shift_y) for p in poses])
-    views = pose.CoarseViews(images=shaded, silhouettes=silhouettes, poses=poses, intrinsics=view_camera)
-    _VIEW_CACHE[key] = views
-    while len(_VIEW_CACHE) > _VIEW_CACHE_SIZE:
-        _VIEW_CACHE.popitem(last=False)
-    return views
+    """All coarse views at once (cached); see :class:`CoarseViewJob`."""
+    return CoarseViewJob(pose, camera_module, mesh, intrinsics, options).render_all()
 
 
 def _float64():

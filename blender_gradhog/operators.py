@@ -66,7 +66,7 @@ def prepare_kwargs(context) -> dict:
     return options
 
 
-def prepare_job(context) -> api.AlignJob:
+def prepare_job(context, coarse_views=True) -> api.AlignJob:
     """Check the inputs and gather everything (main thread); raises :class:`api.AlignError`."""
     settings = settings_of(context)
     if settings.photo_image is None and not settings.photo_path:
@@ -76,7 +76,7 @@ def prepare_job(context) -> api.AlignJob:
     camera = target_camera(context)
     if camera is None:
         raise api.AlignError("no camera: pick one or click New Camera")
-    return api.prepare(photo_of(settings), settings.target, camera,
+    return api.prepare(photo_of(settings), settings.target, camera, coarse_views=coarse_views,
                        depsgraph=context.evaluated_depsgraph_get(), **prepare_kwargs(context))
 
 
@@ -201,8 +201,12 @@ class BackgroundOperator:
     _area = None
 
     def start_worker(self, context, worker: Worker):
+        self._begin_modal(context)
         self._worker = worker
         worker.start()
+        return {'RUNNING_MODAL'}
+
+    def _begin_modal(self, context) -> None:
         window_manager = context.window_manager
         self._timer = window_manager.event_timer_add(0.1, window=context.window)
         window_manager.progress_begin(0, 100)
@@ -212,7 +216,6 @@ class BackgroundOperator:
         if context.workspace is not None:
             context.workspace.status_text_set(self.header_text)
         window_manager.modal_handler_add(self)
-        return {'RUNNING_MODAL'}
 
     def modal(self, context, event):
         worker = self._worker
@@ -296,15 +299,61 @@ class GRADHOG_OT_align_camera(BackgroundOperator, bpy.types.Operator):
             return {'CANCELLED'}
         return self._finish_with(context, job, result)
 
+    _job = None
+
     def invoke(self, context, event):
         if bpy.app.background or context.window is None:
             return self.execute(context)
         try:
-            job = prepare_job(context)  # main thread: scene data + Workbench coarse views
+            # Main thread: scene data now; the Workbench coarse views (unless cached) a few per
+            # timer event, so the interface stays responsive and Esc works from the start.
+            job = prepare_job(context, coarse_views='later')
         except api.AlignError as error:
             self.report({'ERROR'}, sentence(str(error)))
             return {'CANCELLED'}
-        return self.start_worker(context, AlignWorker(job))
+        if job.pending_views is None:
+            return self.start_worker(context, AlignWorker(job))
+        self._job = job
+        self._begin_modal(context)
+        return {'RUNNING_MODAL'}
+
+    def modal(self, context, event):
+        views = self._job.pending_views if self._job is not None else None
+        if views is None:
+            return super().modal(context, event)
+        if event.type in {'ESC', 'RIGHTMOUSE'} and event.value == 'PRESS':
+            self._stop_rendering(context)
+            self.report({'WARNING'}, f"{self.bl_label} cancelled: nothing was changed")
+            return {'CANCELLED'}
+        if event.type != 'TIMER':
+            return {'PASS_THROUGH'}
+        try:
+            finished = views.render_some(seconds=0.08)
+        except Exception as error:  # a render failure must not leave the temporary scene behind
+            self._stop_rendering(context)
+            traceback.print_exc()
+            self.report({'ERROR'}, f"Rendering the coarse views failed: {error}")
+            return {'CANCELLED'}
+        progress = views.progress
+        context.window_manager.progress_update(int(100 * progress))
+        if self._area is not None:
+            self._area.header_text_set(f"{self.header_text} — rendering views ({100 * progress:.0f} %)")
+        if finished:
+            self._job.coarse_views = views.views
+            self._job.pending_views = None
+            self._worker = AlignWorker(self._job)
+            self._worker.start()
+        return {'RUNNING_MODAL'}
+
+    def _stop_rendering(self, context) -> None:
+        if self._job is not None and self._job.pending_views is not None:
+            self._job.pending_views.close()
+            self._job.pending_views = None
+        self._cleanup(context)
+
+    def cancel(self, context):
+        self._stop_rendering(context)
+        super().cancel(context)
 
     def finish(self, context, worker):
         return self._finish_with(context, worker.job, worker.result)

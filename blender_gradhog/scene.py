@@ -14,6 +14,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 
 import bpy
@@ -161,12 +162,12 @@ def workbench_engine_id() -> str:
     return 'BLENDER_WORKBENCH'
 
 
-def render_views(vertices: np.ndarray, faces: np.ndarray, camera_matrices, *, camera: dict,
-                 width: int, height: int, shifts=None) -> tuple[np.ndarray, np.ndarray]:
-    """Render the mesh alone from several cameras with Blender's Workbench engine.
+class ViewRenderer:
+    """Renders the mesh alone from several cameras with Blender's Workbench engine, a few at a time.
 
     The mesh is copied into a temporary scene (the user's scenes, objects and render settings are
-    never touched) and everything temporary is removed afterwards, even on error.
+    never touched); :meth:`close` removes everything temporary. :meth:`render_some` lets a modal
+    operator render between timer events so the interface stays responsive and cancellable.
 
     Args:
         vertices: ``(V, 3)`` mesh-frame vertices; faces: ``(F, 3)`` triangle indices.
@@ -176,63 +177,104 @@ def render_views(vertices: np.ndarray, faces: np.ndarray, camera_matrices, *, ca
             ``sensor_fit`` (as ``Intrinsics.to_blender_dict()`` gives them).
         width, height: render size in pixels.
         shifts: optional ``N`` pairs ``(shift_x, shift_y)`` (Blender units, fraction of the sensor).
+    """
+
+    def __init__(self, vertices, faces, camera_matrices, *, camera: dict, width: int, height: int, shifts=None):
+        self.matrices = [np.asarray(m, dtype=np.float64) for m in camera_matrices]
+        self.shifts = list(shifts) if shifts is not None else [(0.0, 0.0)] * len(self.matrices)
+        self.width, self.height = int(width), int(height)
+        self.shaded = np.empty((len(self.matrices), self.height, self.width), dtype=np.float32)
+        self.silhouettes = np.empty_like(self.shaded)
+        self.done = 0
+        self._existing_render_result = bpy.data.images.get("Render Result")
+        self._created: list = []
+        self._folder = tempfile.TemporaryDirectory(prefix="gradhog-views-")
+        self._path = os.path.join(self._folder.name, "view.png")
+        self._scene = bpy.data.scenes.new("GradHOG coarse views (temporary)")
+        try:
+            self._build(vertices, faces, camera)
+        except BaseException:
+            self.close()
+            raise
+
+    def _build(self, vertices, faces, camera: dict) -> None:
+        mesh = bpy.data.meshes.new("GradHOG coarse mesh (temporary)")
+        self._created.append((bpy.data.meshes, mesh))
+        mesh.vertices.add(len(vertices))
+        mesh.vertices.foreach_set("co", np.asarray(vertices, dtype=np.float32).ravel())
+        _set_triangles(mesh, np.asarray(faces, dtype=np.int32))
+        obj = bpy.data.objects.new("GradHOG coarse object (temporary)", mesh)
+        self._created.insert(0, (bpy.data.objects, obj))
+        self._scene.collection.objects.link(obj)
+        self._camera_data = bpy.data.cameras.new("GradHOG coarse camera (temporary)")
+        self._created.append((bpy.data.cameras, self._camera_data))
+        self._camera = bpy.data.objects.new("GradHOG coarse camera (temporary)", self._camera_data)
+        self._created.insert(0, (bpy.data.objects, self._camera))
+        self._scene.collection.objects.link(self._camera)
+        self._scene.camera = self._camera
+        for name in ("lens", "sensor_width", "sensor_height", "sensor_fit"):
+            if name in camera:
+                setattr(self._camera_data, name, camera[name])
+        extent = float(np.linalg.norm(np.ptp(np.asarray(vertices), axis=0))) or 1.0
+        far = max((float(np.linalg.norm(m[:3, 3])) for m in self.matrices), default=1.0) + extent
+        self._camera_data.clip_start = max(1e-6, far * 1e-5)
+        self._camera_data.clip_end = far * 2.0
+        _configure_workbench(self._scene, self.width, self.height)
+        self._scene.render.filepath = self._path
+
+    @property
+    def finished(self) -> bool:
+        return self.done >= len(self.matrices)
+
+    def render_some(self, seconds: float = 0.1) -> bool:
+        """Render views for about ``seconds`` (at least one); returns True when all are done."""
+        started = time.perf_counter()
+        while not self.finished:
+            index = self.done
+            self._camera.matrix_world = Matrix(self.matrices[index].tolist())
+            shift_x, shift_y = self.shifts[index]
+            self._camera_data.shift_x, self._camera_data.shift_y = float(shift_x), float(shift_y)
+            with _silenced_stdout():  # Blender logs "Saved: ..." for every still
+                bpy.ops.render.render(write_still=True, scene=self._scene.name)
+            rgba = _read_png(self._path, self.width, self.height)
+            self.shaded[index] = rgba[..., 0]
+            self.silhouettes[index] = rgba[..., 3]
+            self.done += 1
+            if time.perf_counter() - started >= seconds:
+                break
+        return self.finished
+
+    def close(self) -> None:
+        """Remove every temporary datablock and file (safe to call twice)."""
+        for collection, block in self._created:
+            collection.remove(block)
+        self._created.clear()
+        if self._scene is not None:
+            bpy.data.scenes.remove(self._scene)
+            self._scene = None
+            render_result = bpy.data.images.get("Render Result")
+            # Blender 3.x keeps a user on it and logs an error when it is removed: leave it there.
+            removable = render_result is not None and (render_result.users == 0 or bpy.app.version >= (4, 0, 0))
+            if self._existing_render_result is None and removable:
+                bpy.data.images.remove(render_result)
+        self._folder.cleanup()
+
+
+def render_views(vertices, faces, camera_matrices, *, camera: dict, width: int, height: int,
+                 shifts=None) -> tuple[np.ndarray, np.ndarray]:
+    """Render all views at once (see :class:`ViewRenderer` for the arguments).
 
     Returns:
         ``(shaded, silhouettes)``: float32 ``(N, H, W)`` gray studio-lit renders on black and
         anti-aliased silhouettes in ``[0, 1]``.
     """
-    matrices = [np.asarray(m, dtype=np.float64) for m in camera_matrices]
-    if shifts is None:
-        shifts = [(0.0, 0.0)] * len(matrices)
-    existing_render_result = bpy.data.images.get("Render Result")
-    created: list = []
-    scene = bpy.data.scenes.new("GradHOG coarse views (temporary)")
+    renderer = ViewRenderer(vertices, faces, camera_matrices, camera=camera, width=width, height=height,
+                            shifts=shifts)
     try:
-        mesh = bpy.data.meshes.new("GradHOG coarse mesh (temporary)")
-        created.append((bpy.data.meshes, mesh))
-        mesh.vertices.add(len(vertices))
-        mesh.vertices.foreach_set("co", np.asarray(vertices, dtype=np.float32).ravel())
-        _set_triangles(mesh, np.asarray(faces, dtype=np.int32))
-        obj = bpy.data.objects.new("GradHOG coarse object (temporary)", mesh)
-        created.insert(0, (bpy.data.objects, obj))
-        scene.collection.objects.link(obj)
-        camera_data = bpy.data.cameras.new("GradHOG coarse camera (temporary)")
-        created.append((bpy.data.cameras, camera_data))
-        camera = bpy.data.objects.new("GradHOG coarse camera (temporary)", camera_data)
-        created.insert(0, (bpy.data.objects, camera))
-        scene.collection.objects.link(camera)
-        scene.camera = camera
-        for name in ("lens", "sensor_width", "sensor_height", "sensor_fit"):
-            if name in camera:
-                setattr(camera_data, name, camera[name])
-        extent = float(np.linalg.norm(np.ptp(vertices, axis=0))) or 1.0
-        far = max(float(np.linalg.norm(m[:3, 3])) for m in matrices) + extent
-        camera_data.clip_start = max(1e-6, far * 1e-5)
-        camera_data.clip_end = far * 2.0
-        _configure_workbench(scene, width, height)
-        shaded = np.empty((len(matrices), height, width), dtype=np.float32)
-        silhouettes = np.empty_like(shaded)
-        with tempfile.TemporaryDirectory(prefix="gradhog-views-") as folder:
-            path = os.path.join(folder, "view.png")
-            scene.render.filepath = path
-            for index, (matrix, (shift_x, shift_y)) in enumerate(zip(matrices, shifts)):
-                camera.matrix_world = Matrix(matrix.tolist())
-                camera_data.shift_x, camera_data.shift_y = float(shift_x), float(shift_y)
-                with _silenced_stdout():  # Blender logs "Saved: ..." for every still
-                    bpy.ops.render.render(write_still=True, scene=scene.name)
-                rgba = _read_png(path, width, height)
-                shaded[index] = rgba[..., 0]
-                silhouettes[index] = rgba[..., 3]
-        return shaded, silhouettes
+        renderer.render_some(seconds=float("inf"))
     finally:
-        for collection, block in created:
-            collection.remove(block)
-        bpy.data.scenes.remove(scene)
-        render_result = bpy.data.images.get("Render Result")
-        # Blender 3.x keeps a user on it and logs an error when it is removed: leave it there.
-        removable = render_result is not None and (render_result.users == 0 or bpy.app.version >= (4, 0, 0))
-        if existing_render_result is None and removable:
-            bpy.data.images.remove(render_result)
+        renderer.close()
+    return renderer.shaded, renderer.silhouettes
 
 
 @contextlib.contextmanager

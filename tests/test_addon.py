@@ -493,6 +493,7 @@ def check_cancel():
     camera = bpy.data.objects["Camera"]
     log["after_cancel_unchanged"] = state(camera) == log["before"]
     log["has_result_after_cancel"] = bpy.context.scene.gradhog.has_result
+    log["scenes_after_cancel"] = [scene.name for scene in bpy.data.scenes]
     window, area, region = view3d()
     with bpy.context.temp_override(window=window, area=area, region=region):
         log["invoke_full"] = list(bpy.ops.gradhog.align_camera('INVOKE_DEFAULT'))
@@ -545,5 +546,6 @@ def test_modal_align_in_a_real_blender_window_cancels_on_escape_then_finishes(tm
     log = json.loads(out.read_text())
     assert log["invoke_cancel"] == ["RUNNING_MODAL"] and log["invoke_full"] == ["RUNNING_MODAL"]
     assert log["after_cancel_unchanged"] and not log["has_result_after_cancel"]
+    assert log["scenes_after_cancel"] == ["Scene"]  # the temporary render scene is gone
     assert log["has_result"] and log["camera_changed"] and log["candidates"] >= 1
     assert completed.stdout.count("Camera aligned") == 1  # the cancelled run wrote nothing
