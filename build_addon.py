@@ -69,6 +69,30 @@ def stamped_manifest(root: Path, version: str) -> str:
     return stamped
 
 
+_ABSOLUTE_CORE_IMPORT = re.compile(r"(?m)^(\s*)from\s+torch_backend((?:\.\w+)*)\s+import\b")
+
+
+def relative_core_imports(source: str, zip_name: str) -> str:
+    """Rewrite ``from torch_backend[.x] import y`` to the vendored copy's relative form.
+
+    ``torch_backend`` is meant to use relative imports only; this is the safety net that keeps the
+    installed add-on importable when an absolute one slips in (there is no top-level
+    ``torch_backend`` inside Blender). ``zip_name`` is the file's path inside the zip.
+    """
+    parts = zip_name.split("/")[1:-1]  # folders below blender_gradhog/
+    inside_core = parts[:1] == [CORE_PACKAGE]
+
+    def replace(match: re.Match) -> str:
+        submodule = match.group(2)  # "" or ".hog"
+        if inside_core:
+            module = "." * len(parts) + submodule[1:]
+        else:
+            module = "." * (len(parts) + 1) + CORE_PACKAGE + submodule
+        return f"{match.group(1)}from {module} import"
+
+    return _ABSOLUTE_CORE_IMPORT.sub(replace, source)
+
+
 def _package_files(package_dir: Path) -> list[Path]:
     files = []
     for path in sorted(package_dir.rglob("*")):
@@ -127,7 +151,12 @@ def build(out_dir: Path | None = None, root: Path = ROOT) -> Path:
             info = zipfile.ZipInfo(name, ZIP_DATE_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            data = members_text[name].encode("utf-8") if name in members_text else members[name].read_bytes()
+            if name in members_text:
+                data = members_text[name].encode("utf-8")
+            elif name.endswith(".py"):
+                data = relative_core_imports(members[name].read_text(encoding="utf-8"), name).encode("utf-8")
+            else:
+                data = members[name].read_bytes()
             archive.writestr(info, data)
     tmp_path.replace(zip_path)
     return zip_path
