@@ -277,7 +277,9 @@ class _Mesh:
     key: str
 
 
-def _prepare_mesh(vertices, faces) -> _Mesh:
+def _prepare_mesh(vertices, faces, max_faces: int = 2000) -> _Mesh:
+    """Validate, simplify to ``max_faces`` (vertex clustering, :mod:`torch_backend.simplify`: the
+    silhouette and the HOG of a 128-pixel render do not need more) and scale to unit radius."""
     verts = torch.as_tensor(np.asarray(vertices.detach().cpu() if isinstance(vertices, torch.Tensor) else vertices, dtype=np.float64))
     tris = torch.as_tensor(np.asarray(faces.detach().cpu() if isinstance(faces, torch.Tensor) else faces))
     if verts.ndim != 2 or verts.shape[-1] != 3:
@@ -302,6 +304,13 @@ def _prepare_mesh(vertices, faces) -> _Mesh:
     digest = hashlib.sha1()
     digest.update(np.ascontiguousarray(verts.numpy()).tobytes())
     digest.update(np.ascontiguousarray(tris.numpy()).tobytes())
+    digest.update(str(int(max_faces)).encode())
+    if tris.shape[0] > max_faces:
+        from .simplify import simplify_to_budget
+
+        simplified = simplify_to_budget(verts.numpy(), tris.numpy(), int(max_faces))
+        verts = torch.as_tensor(simplified.vertices, dtype=torch.float64)
+        tris = torch.as_tensor(simplified.faces, dtype=torch.int64)
     return _Mesh((verts / radius).to(torch.float32), tris, radius, digest.hexdigest())
 
 
@@ -406,7 +415,7 @@ def render_coarse_views(
     normals = normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     head = (normals[None] * view_dir[:, None]).sum(-1).abs()  # (N, F)
     top = normals[:, 2].clamp_min(0)[None].expand_as(head)
-    shade = (0.25 + 0.55 * head + 0.2 * top).clamp(0, 1)
+    shade = (0.25 + 0.55 * head + 0.2 * top).clamp(0.25, 1)
     face_depth = depth[:, tris].mean(-1)  # (N, F)
     images = np.zeros((len(poses), cam.height, cam.width), np.float32)
     silhouettes = np.zeros_like(images)
@@ -423,13 +432,9 @@ def render_coarse_views(
             draw.polygon(
                 [tuple(coords[a]), tuple(coords[b]), tuple(coords[c])], fill=int(shade_np[index, face])
             )
-        sil = Image.new("L", (cam.width, cam.height), 0)
-        sil_draw = ImageDraw.Draw(sil)
-        for face in range(tris_np.shape[0]):
-            a, b, c = tris_np[face]
-            sil_draw.polygon([tuple(coords[a]), tuple(coords[b]), tuple(coords[c])], fill=255)
-        images[index] = np.asarray(gray, np.float32) / 255.0
-        silhouettes[index] = np.asarray(sil, np.float32) / 255.0
+        values = np.asarray(gray, np.float32)
+        images[index] = values / 255.0
+        silhouettes[index] = values > 0  # every face is drawn with a shade >= 0.25
     return torch.from_numpy(images), torch.from_numpy(silhouettes)
 
 
@@ -797,8 +802,10 @@ class _Objective:
     with whole-image HOG).
     """
 
-    def __init__(self, mesh: _Mesh, cam: _Cam, mask: torch.Tensor, photo_gray: torch.Tensor, hog_weight: float, iou_weight: float):
+    def __init__(self, mesh: _Mesh, cam: _Cam, mask: torch.Tensor, photo_gray: torch.Tensor, hog_weight: float, iou_weight: float,
+                 box: Optional[torch.Tensor] = None, box_weight: float = 0.0):
         self.mesh, self.cam = mesh, cam
+        self.box, self.box_weight = box, float(box_weight)
         self.mask, self.photo_gray = mask, photo_gray
         self.hog_weight, self.iou_weight = float(hog_weight), float(iou_weight)
         self.photo_hog = _hog_cells(photo_gray[None]) if hog_weight > 0 else None
@@ -834,7 +841,24 @@ class _Objective:
             region = F.adaptive_max_pool2d(silhouette[:, None], cells)
             region = F.max_pool2d(region, 3, stride=1, padding=1)[:, 0]  # one cell of context
             score = score + self.hog_weight * _masked_cosine(render_hog, self.photo_hog.expand_as(render_hog), region)
+        if self.box is not None and self.box_weight > 0:
+            # The silhouette's box is exactly the box of the projected vertices (every vertex lies
+            # on a drawn face), so the user's box constrains scale and position directly, however
+            # poor the GrabCut mask is.
+            pixels, _ = _project(self.mesh.vertices.to(params.dtype), params, self.cam)
+            render_box = torch.stack([pixels[..., 0].amin(1), pixels[..., 1].amin(1), pixels[..., 0].amax(1), pixels[..., 1].amax(1)], -1)
+            score = score + self.box_weight * _box_iou(render_box, self.box[None])
         return score, iou
+
+
+def _box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of ``(B, 4)`` and ``(1|B, 4)`` boxes ``(x0, y0, x1, y1)``; differentiable."""
+    width = (torch.minimum(a[:, 2], b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])).clamp_min(0)
+    height = (torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp_min(0)
+    inter = width * height
+    area_a = (a[:, 2] - a[:, 0]).clamp_min(0) * (a[:, 3] - a[:, 1]).clamp_min(0)
+    area_b = (b[:, 2] - b[:, 0]).clamp_min(0) * (b[:, 3] - b[:, 1]).clamp_min(0)
+    return inter / (area_a + area_b - inter).clamp_min(1e-6)
 
 
 def _refine(
@@ -941,7 +965,7 @@ def estimate_pose(
     known = {
         "use_alpha", "work_size", "azimuth_step", "elevations", "rolls", "refine", "iterations",
         "starts", "hog_weight", "refine_hog_weight", "cache", "learning_rate", "explore_size",
-        "explore_iterations", "keep",
+        "explore_iterations", "keep", "max_faces", "box_weight", "iou_weight",
     }
     unknown = set(options) - known
     if unknown:
@@ -960,7 +984,7 @@ def estimate_pose(
         raise ValueError(
             f"camera_intrinsics: resolution {cam.width}x{cam.height} differs from the photo's {width}x{height}"
         )
-    mesh = _prepare_mesh(vertices, faces)
+    mesh = _prepare_mesh(vertices, faces, int(options.get("max_faces", 2000)))
 
     # Cues, in order of trust: explicit mask, alpha, box (GrabCut), photo only (GrabCut in frame).
     box = _masks.validate_box(bbox, (height, width)) if bbox is not None else None
@@ -1043,10 +1067,17 @@ def estimate_pose(
         device_mesh = _Mesh(mesh.vertices.to(dev), mesh.faces.to(dev), mesh.radius, mesh.key)
         hog_weight_fine = float(options.get("refine_hog_weight", 0.0 if mode == "mask" else 0.3))
 
+        box_weight = float(options.get("box_weight", 0.5)) if mode == "box" else 0.0
+
         def objective_at(size: int) -> _Objective:
             size_cam, size_gray, size_mask = working(size)
+            size_box = None
+            if box is not None:
+                factor = size_cam.width / width
+                size_box = torch.tensor([v * factor for v in box], dtype=dtype, device=dev)
             return _Objective(device_mesh, size_cam, size_mask.to(dev, dtype), size_gray.to(dev, dtype),
-                              hog_weight=hog_weight_fine, iou_weight=1.0)
+                              hog_weight=hog_weight_fine, iou_weight=float(options.get("iou_weight", 1.0)),
+                              box=size_box, box_weight=box_weight)
 
         # Phase 1 (explore): every start, a few steps at low resolution with a wide blur.
         starts = params[start_ids].to(dev, dtype)
