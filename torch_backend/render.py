@@ -274,8 +274,19 @@ def _rasterize(mesh: Mesh, camera: dict, sharpness: float, backface_culling: Any
         face_contour = contour_edge[b_idx, f_idx]  # (K, 3)
         face_has_contour = face_contour.any(-1)
 
+        # edge lines (unit normals, no graph) to drop box pixels that are surely beyond the margin
+        k_tri = tri[b_idx, f_idx]
+        k_edges = k_tri.roll(-1, dims=-2) - k_tri
+        k_len = torch.sqrt((k_edges * k_edges).sum(-1) + 1e-20)
+        k_area = k_edges[:, 0, 0] * -k_edges[:, 2, 1] + k_edges[:, 0, 1] * k_edges[:, 2, 0]
+        k_a = -torch.sign(k_area)[:, None] * k_edges[..., 1] / k_len
+        k_b = torch.sign(k_area)[:, None] * k_edges[..., 0] / k_len
+        k_c = -(k_a * k_tri[..., 0] + k_b * k_tri[..., 1])
+        k_margin = margin[b_idx, f_idx]
+
         def expand(member: Tensor):
-            """(face, pixel, centre) for every pixel in the boxes of the faces selected by ``member``."""
+            """(face, pixel, centre) for the pixels in the boxes of the faces selected by ``member``
+            whose centre may lie within the face's margin."""
             chosen = member.nonzero(as_tuple=True)[0]
             chosen_counts = counts[chosen]
             n = int(chosen_counts.sum()) if chosen.numel() else 0
@@ -286,8 +297,15 @@ def _rasterize(mesh: Mesh, camera: dict, sharpness: float, backface_culling: Any
             local = torch.arange(n, device=device) - (torch.cumsum(chosen_counts, 0) - chosen_counts)[owner]
             px = x0[face] + local % box_w[face]
             py = y0[face] + local // box_w[face]
+            centre = torch.stack([px, py], dim=-1).to(dtype) + 0.5
+            # the distance to a triangle is at least its largest edge-line violation
+            line = k_a[face] * centre[:, 0:1] + k_b[face] * centre[:, 1:2] + k_c[face]
+            near = line.min(dim=-1).values >= -k_margin[face]
+            face, px, py, centre = face[near], px[near], py[near], centre[near]
+            if face.numel() == 0:
+                return None
             pixel = (b_idx[face] * height + py) * width + px  # flat index into (B, H, W)
-            return face, pixel, torch.stack([px, py], dim=-1).to(dtype) + 0.5
+            return face, pixel, centre
 
         # faces with a contour edge need exact distances; the others only cover (and shade)
         contour_group = expand(face_has_contour)
