@@ -45,8 +45,8 @@ class GRADHOG_PT_align(_GradHOGPanel, bpy.types.Panel):
         column.scale_y = 1.5
         column.operator("gradhog.align_camera", icon='VIEW_CAMERA')
         row = layout.row(align=True)
-        row.operator("gradhog.preview_hog", icon='IMAGE_RGB')
-        row.operator("gradhog.preimage", icon='IMAGE_REFERENCE')
+        row.operator("gradhog.preview_hog", text="HOG")
+        row.operator("gradhog.preimage", text="Pre-image")
 
 
 class GRADHOG_PT_cues(_GradHOGPanel, bpy.types.Panel):
@@ -76,7 +76,7 @@ class GRADHOG_PT_cues(_GradHOGPanel, bpy.types.Panel):
         row.operator("gradhog.draw_box", icon='SELECT_SET')
         if not operators.GRADHOG_OT_draw_box.poll(context):
             row.enabled = False
-            layout.label(text="Look through the camera to draw a box", icon='INFO')
+            layout.label(text="In camera view (Numpad 0)", icon='INFO')
 
 
 class GRADHOG_PT_options(_GradHOGPanel, bpy.types.Panel):

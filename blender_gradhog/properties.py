@@ -137,15 +137,16 @@ class GradHOGSettings(bpy.types.PropertyGroup):
     )
     starts: IntProperty(
         name="Starts",
-        description="Number of coarse poses refined by gradient descent",
-        default=8,
+        description="Number of coarse poses refined by gradient descent (plus their front/back "
+                    "and mirrored twins)",
+        default=4,  # torch_backend.pose's default
         min=1,
         soft_max=32,
     )
     iterations: IntProperty(
         name="Iterations",
         description="Gradient steps per start",
-        default=60,
+        default=20,  # torch_backend.pose's default
         min=0,
         soft_max=400,
     )
