@@ -17,26 +17,23 @@ class CliError(Exception):
     """A problem with the user's input (file, option), reported as one line without a traceback."""
 
 
-# Modules (inside torch_backend) that provide ``add_parser(subparsers)``; imported lazily so that
-# ``gradhog --help`` stays fast and one broken subcommand cannot take the others down.
-SUBCOMMAND_MODULES = ("torch_backend.cli_hog", "torch_backend.cli_invert")
+# Modules that provide ``add_parser(subparsers)``, imported lazily so that ``gradhog --help`` stays
+# fast. Names are relative to this package because the add-on vendors it under another name.
+SUBCOMMAND_MODULES = (".cli_hog", ".cli_invert")
 
 
 def build_parser(extra_modules: Iterable[str] = ()) -> argparse.ArgumentParser:
-    """Return the argument parser with every available subcommand registered."""
+    """Return the argument parser with every subcommand registered.
+
+    ``extra_modules`` are absolute module names (e.g. the Blender-only ``align``) added after ours.
+    """
     parser = argparse.ArgumentParser(
         prog="gradhog",
         description="Differentiable HOG (∇HOG): features, pre-images and camera alignment.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in (*SUBCOMMAND_MODULES, *extra_modules):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name == name:  # subcommand not written yet
-                continue
-            raise
-        module.add_parser(subparsers)
+        importlib.import_module(name, package=__package__).add_parser(subparsers)
     return parser
 
 
