@@ -32,14 +32,26 @@ from torch_backend.render import DEFAULT_SHARPNESS, Mesh, render, render_silhoue
 MESHES = {"~300": (15, 11), "~3k": (50, 31), "~30k": (150, 101)}
 
 
+class Timing(float):
+    """Median wall-clock ms, with the median process CPU ms alongside (robust to a busy machine)."""
+
+    cpu: float
+
+    def __format__(self, spec):
+        return f"{float(self):{spec}} / {self.cpu:{spec}}"
+
+
 def _median_ms(fn, repeat):
     fn()  # warm-up
-    times = []
+    wall, cpu = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        wall.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.process_time() - start_cpu) * 1000)
+    timing = Timing(statistics.median(wall))
+    timing.cpu = statistics.median(cpu)
+    return timing
 
 
 def _poses(n):
@@ -91,16 +103,19 @@ def main(argv=None) -> int:
                     "sil fwd+bwd": _median_ms(lambda: silhouette(True), args.repeat),
                     "shaded fwd": _median_ms(lambda: shaded(False), args.repeat),
                     "shaded fwd+bwd": _median_ms(lambda: shaded(True), args.repeat),
-                    "Blender Workbench": float("nan") if args.no_blender else _median_ms(workbench, args.repeat),
+                    "Blender Workbench": "n/a" if args.no_blender else _median_ms(workbench, args.repeat),
                 }
                 rows.append(row)
                 print(" | ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in row.values()), flush=True)
 
+    load = os.getloadavg()
     header = ["mesh (faces)", "image", "poses", "silhouette fwd", "silhouette fwd+bwd", "render fwd",
               "render fwd+bwd (shaded)", "Blender Workbench (bpy)"]
     lines = [
         f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPUs; sharpness {DEFAULT_SHARPNESS} px; milliseconds, median of {args.repeat}.",
+        f"{os.cpu_count()} CPUs (load average at the end {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}: the machine "
+        f"is shared); sharpness {DEFAULT_SHARPNESS} px; milliseconds as `wall / process CPU`, median of {args.repeat} "
+        "(Blender's CPU column misses its render threads).",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -112,8 +127,15 @@ def main(argv=None) -> int:
     print()
     print(table)
     if args.output:
+        # replace everything after the marker (the prose above it stays), or write the table alone
+        marker = "<!-- bench/render_speed.py table -->"
+        text = ""
+        if os.path.exists(args.output):
+            with open(args.output, encoding="utf-8") as handle:
+                text = handle.read()
+        head = text.split(marker)[0] + marker + "\n\n" if marker in text else ""
         with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(table + "\n")
+            handle.write(head + table + "\n")
     return 0
 
 

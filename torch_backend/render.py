@@ -1,43 +1,45 @@
 """A differentiable rasterizer in pure torch: soft silhouettes and shaded gray renders of one mesh
 seen from B cameras in gradhog's (Blender's) camera convention (``torch_backend.camera``).
 
-Method (SoftRas, Liu et al., ICCV 2019, "Soft Rasterizer", with exact-threshold silhouettes)
----------------------------------------------------------------------------------------------
-For every pixel centre ``p`` and projected triangle ``j`` let ``s_j(p)`` be the *signed Euclidean
+Method (after SoftRas, Liu et al., ICCV 2019, with an exact 0.5 level; see docs/render_speed.md)
+------------------------------------------------------------------------------------------------
+For a pixel centre ``p`` and a projected triangle ``j`` let ``s_j(p)`` be the *signed Euclidean
 distance in pixels* from ``p`` to the triangle (positive inside, exact distance to the nearest
-edge/vertex outside). The triangle's soft coverage is ``D_j = sigmoid(s_j / sharpness)`` and the
-silhouette is SoftRas' probabilistic union::
+edge or vertex outside). ``sharpness`` (pixels) is the width of the sigmoid that turns distances
+into coverage: 0.27 -> 0.73 within +-1 sharpness of an edge.
 
-    silhouette(p) = 1 - prod_j (1 - D_j(p)) = 1 - exp(-sum_j softplus(s_j / sharpness))
-
-``sharpness`` (pixels) is the width of the sigmoid: coverage goes from 0.27 to 0.73 within
-+-1 sharpness of an edge. As ``sharpness -> 0`` the silhouette tends to the exact point-sampled
-coverage of pixel centres (what Blender renders without anti-aliasing).
-
-Approximations, and why they keep ``silhouette > 0.5`` equal to the exact coverage:
-
-* For a *closed, consistently oriented* mesh (every edge shared by exactly two faces in opposite
-  directions) back faces are culled: their projections are covered by front faces anyway, and at a
-  contour edge the front face and its back-facing neighbour project onto the same side of the
-  edge, which would double the coverage just outside it and push the 0.5 level outwards by
-  ~0.9 sharpness. With culling a pixel centre on a contour edge gets exactly 0.5. Open meshes are
-  rendered two-sided (no culling), so their 0.5 level lies up to ~0.9 sharpness outside contours
-  that are shared by two faces (``backface_culling`` overrides the automatic choice).
-* Each triangle only touches the pixels in its screen-space bounding box grown by
-  ``5 * sharpness`` (coverage there < 0.007): the cost follows covered pixels, not pixels x faces.
-* Triangles with a vertex behind the near plane (depth < 1e-4 x the camera distance) or with a
-  projected area below 1e-6 px^2 are dropped for that camera (no clipping). Degenerate faces
-  (repeated indices, zero area) are removed once when the mesh is prepared.
+* Contour edges are found per view: edges where the projected surface folds over (the face
+  across lies on the same side of the edge on screen), boundary/non-manifold edges, and edges whose
+  neighbour is not drawn. Closed, consistently oriented meshes are drawn with back faces culled
+  (their projections are covered by front faces anyway); open meshes are drawn two-sided.
+* Outside every triangle: ``silhouette = sigmoid(max_j s_j / sharpness)``, the sigmoid of the
+  exact signed distance to the projected union. (SoftRas' ``1 - prod_j (1 - sigmoid(s_j))``
+  would push the 0.5 level outwards wherever several soft edges overlap.)
+* Inside: ``silhouette = sigmoid(d / sharpness)`` with ``d`` the distance to the nearest *visible*
+  contour edge (a hard z-buffer of pixel centres hides contours lying more than 2 % of the depth
+  range behind the front surface), so interior edges cause no seams. Both formulas give exactly
+  0.5 on the silhouette: the coverage is continuous and ``silhouette > 0.5`` is the point-sampled
+  coverage that Blender renders without anti-aliasing.
+* Both are tapered to exactly 0 / 1 at ``5 * sharpness`` from the contour, so a face only touches
+  the pixels of its screen-space box grown by that margin (faces without contour edges: none for
+  silhouettes, ``2 * sharpness`` for shading), and box pixels surely beyond it are dropped before
+  the differentiable pass: the cost follows covered pixels, not pixels x faces.
+* Triangles with a vertex behind the near plane (1e-4 x the camera distance) or with a projected
+  area below 1e-6 px^2 are dropped for that camera (no clipping). Degenerate faces (repeated
+  indices, zero area) are removed once when the mesh is prepared (:class:`Mesh`).
 
 Shading: each face gets a flat Lambertian intensity under a directional head light (along the
 camera's optical axis): ``ambient + (1 - ambient) * |cos(angle between face normal and the optical
-axis)|`` (two-sided, like Blender's default), so creases between faces show up as intensity steps (what HOG needs).
-Colours are blended SoftRas-style with weights ``D_j exp(-z_j / depth_softness)`` where ``z_j`` is
-the perspective-correct depth of the pixel on triangle ``j`` normalised to [0, 1] over the mesh's
-depth range in that view; the shaded image is ``silhouette * colour + (1 - silhouette) * background``.
+axis)|`` (two-sided, like Blender's default), so creases between faces show up as intensity steps
+(what HOG needs). Colours are blended SoftRas-style with weights ``D_j exp(-z_j / depth_softness)``,
+``D_j = sigmoid(s_j / sharpness)`` tapered to 0 at ``2 * sharpness`` outside the face, ``z_j`` the
+perspective-correct depth of the (barycentric-clipped) point of triangle ``j`` normalised to [0, 1]
+over the drawn faces' depth range in that view; the shaded image is
+``silhouette * colour + (1 - silhouette) * background``.
 
 Faces are ``(F, 3)`` vertex indices; vertices are in the mesh's own frame (the camera looks at its
-origin). Only relative imports: this package is vendored into the Blender add-on.
+origin). Big meshes: simplify first (``torch_backend.simplify.simplify_to_budget``). Only relative
+imports: this package is vendored into the Blender add-on.
 """
 from __future__ import annotations
 
@@ -56,7 +58,7 @@ __all__ = ["DEFAULT_SHARPNESS", "Mesh", "RenderResult", "render", "render_silhou
 DEFAULT_SHARPNESS = 0.5
 """Sigmoid width in pixels used by default (and by the gradient tests)."""
 
-_MARGIN = 5.0  # contour faces' boxes grow by this many sharpness widths (softplus(-5) = 0.0067)
+_MARGIN = 5.0  # contour faces' boxes grow by this many sharpness widths; coverage tapers to 0 there
 _OCCLUSION_TOLERANCE = 0.02  # contour edges this far (x depth range) behind the z-buffer are hidden
 _INTERIOR_MARGIN = 2.0  # other faces (shading only): colours blend across creases within this
 _NEAR = 1e-4  # near plane as a fraction of the camera distance
