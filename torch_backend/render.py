@@ -32,7 +32,8 @@ Shading: each face gets a flat Lambertian intensity under a directional head lig
 camera's optical axis): ``ambient + (1 - ambient) * |cos(angle between face normal and the optical
 axis)|`` (two-sided, like Blender's default), so creases between faces show up as intensity steps
 (what HOG needs). Colours are blended SoftRas-style with weights ``D_j exp(-z_j / depth_softness)``,
-``D_j = sigmoid(s_j / sharpness)`` tapered to 0 at ``2 * sharpness`` outside the face, ``z_j`` the
+``D_j = sigmoid(s_j / sharpness)`` tapered to 0 at ``2 * sharpness`` outside the face and scaled by
+``|n_z|`` (faces turning edge-on fade out), ``z_j`` the
 perspective-correct depth of the (barycentric-clipped) point of triangle ``j`` normalised to [0, 1]
 over the drawn faces' depth range in that view; the shaded image is
 ``silhouette * colour + (1 - silhouette) * background``.
@@ -356,16 +357,16 @@ def _rasterize(mesh: Mesh, camera: dict, sharpness: float, backface_culling: Any
         pair_inv = torch.maximum(torch.minimum(pair_inv, hi_inv[face]), lo_inv[face])  # rounding guard
         line_min = line.min(dim=-1).values  # exact signed distance inside, an underestimate outside
         if not exact:
-            return line_min / sharpness, inside, 1.0 / pair_inv, None
+            return line_min / sharpness, inside, 1.0 / pair_inv, None, line_min / sharpness
         along = pair_coef[5] * x + pair_coef[6] * y + pair_coef[7]
         beyond = (along - along.clamp(0.0, 1.0)) * pair_coef[8]
         edge_dist2 = line * line + beyond * beyond  # squared distance to each edge segment
         outside_dist = torch.sqrt(edge_dist2.min(dim=-1).values + 1e-12)
         signed = torch.where(inside, line_min, -outside_dist) / sharpness
         contour_dist = torch.sqrt(edge_dist2.masked_fill(~face_contour[face], 1e30).min(dim=-1).values + 1e-12)
-        return signed, inside, 1.0 / pair_inv, contour_dist / sharpness
+        return signed, inside, 1.0 / pair_inv, contour_dist / sharpness, line_min / sharpness
 
-    computed = []  # (group, signed, inside, depth, contour distance or None)
+    computed = []  # (group, signed, inside, depth, contour distance or None, edge-line distance)
     if contour_group is not None:
         computed.append((contour_group, *pair_terms(contour_group, True)))
     if interior_group is not None:
@@ -384,7 +385,7 @@ def _rasterize(mesh: Mesh, camera: dict, sharpness: float, backface_culling: Any
     with torch.no_grad():
         # hard z-buffer of the pixel centres, to tell visible contour edges from occluded ones
         zbuffer = torch.full((n_pixels,), torch.inf, dtype=dtype, device=device)
-        for group, _, inside, pair_depth, _ in computed:
+        for group, _, inside, pair_depth, _, _ in computed:
             zbuffer = zbuffer.scatter_reduce(0, group[1], torch.where(inside, pair_depth.detach(), torch.inf),
                                              reduce="amin")
         inside_any = torch.isfinite(zbuffer)
@@ -398,7 +399,7 @@ def _rasterize(mesh: Mesh, camera: dict, sharpness: float, backface_culling: Any
     # coverage is continuous across the silhouette and has no seams inside it.
     inner = torch.full((n_pixels,), _MARGIN, dtype=dtype, device=device)
     if contour_group is not None:
-        (face, pixel, _), c_signed, _, c_depth, c_contour = computed[0]
+        (face, pixel, _), c_signed, _, c_depth, c_contour, _ = computed[0]
         nearest = nearest.scatter_reduce(0, pixel, c_signed, reduce="amax", include_self=True)
         with torch.no_grad():
             visible = c_depth <= zbuffer[pixel] + _OCCLUSION_TOLERANCE * span.detach()[b_idx[face]]
@@ -412,19 +413,12 @@ def _rasterize(mesh: Mesh, camera: dict, sharpness: float, backface_culling: Any
 
     pair_face = torch.cat([entry[0][0] for entry in computed])
     pixel = torch.cat([entry[0][1] for entry in computed])
-    signed = torch.cat([entry[1] for entry in computed])
+    # The edge-line distance (exact inside, an underestimate outside) for every face alike, so
+    # that a face gaining or losing a contour edge does not change its weights.
+    signed = torch.cat([entry[5] for entry in computed])
     pair_depth = torch.cat([entry[3] for entry in computed])
     pair_batch = b_idx[pair_face]
     znorm = (pair_depth - front_depth[pair_batch]) / span[pair_batch]
-    # log of SoftRas' weight D_j exp(-z_j / gamma), D_j tapered to 0 at the interior margin (the
-    # same for every face, so that a face gaining or losing a contour edge changes nothing here)
-    logits = F.logsigmoid(signed) + 2.0 * torch.log((1.0 + signed / _INTERIOR_MARGIN).clamp(0.0, 1.0) + 1e-30) \
-        - znorm / depth_softness
-    with torch.no_grad():
-        peak = torch.full((n_pixels,), -torch.inf, dtype=dtype, device=device)
-        peak = peak.scatter_reduce(0, pixel, logits, reduce="amax", include_self=True)
-    weight = torch.exp(logits - peak[pixel])
-
     # Flat Lambert under a directional head light along the optical axis: |n_z| with n the unit
     # face normal in camera space (a point light at the camera would give the two triangles of a
     # planar quad different flat intensities, i.e. a fake crease).
@@ -433,11 +427,26 @@ def _rasterize(mesh: Mesh, camera: dict, sharpness: float, backface_culling: Any
     cos_z = normal[:, 2] / torch.sqrt((normal * normal).sum(-1) + 1e-30)
     intensity = ambient + (1.0 - ambient) * cos_z.abs()
 
+    # log of SoftRas' weight D_j exp(-z_j / gamma), D_j tapered to 0 at the interior margin (the
+    # same for every face) and scaled by |n_z| so that a face turning edge-on (about to be culled
+    # or to flip) fades out instead of vanishing abruptly
+    log_presence = F.logsigmoid(signed) + 2.0 * torch.log((1.0 + signed / _INTERIOR_MARGIN).clamp(0.0, 1.0) + 1e-30)
+    logits = log_presence + torch.log(cos_z.abs() + 1e-6)[pair_face] - znorm / depth_softness
+    # Where every face's weight tapers to 0 (just outside the silhouette) the normalised colour
+    # would jump to 0: fade it to the background with the largest tapered coverage instead.
+    presence = torch.zeros(n_pixels, dtype=dtype, device=device)
+    presence = presence.scatter_reduce(0, pixel, torch.exp(log_presence), reduce="amax", include_self=True)
+    presence = (presence / 0.05).clamp(max=1.0)
+    with torch.no_grad():
+        peak = torch.full((n_pixels,), -torch.inf, dtype=dtype, device=device)
+        peak = peak.scatter_reduce(0, pixel, logits, reduce="amax", include_self=True)
+    weight = torch.exp(logits - peak[pixel])
+
     zeros = torch.zeros(n_pixels, dtype=dtype, device=device)
     weight_sum = zeros.index_add(0, pixel, weight)
     colour = zeros.index_add(0, pixel, weight * intensity[pair_face]) / weight_sum.clamp(min=1e-30)
     soft_depth = zeros.index_add(0, pixel, weight * pair_depth) / weight_sum.clamp(min=1e-30)
-    shaded = silhouette * colour + (1.0 - silhouette) * background
+    shaded = background + silhouette * presence * (colour - background)
     return (silhouette.reshape(out_shape), shaded.reshape(out_shape), soft_depth.reshape(out_shape)), batched
 
 
@@ -505,7 +514,7 @@ def render(
     sensor_fit: str = "AUTO",
     resolution: Sequence[int] = (1920, 1080),
     sharpness: float = DEFAULT_SHARPNESS,
-    depth_softness: float = 1e-2,
+    depth_softness: float = 0.05,
     ambient: float = 0.25,
     background: float = 0.0,
     backface_culling: Any = "auto",
