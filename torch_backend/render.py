@@ -286,6 +286,9 @@ def _rasterize(mesh: Mesh, camera: dict, sharpness: float, backface_culling: Any
         k_b = torch.sign(k_area)[:, None] * k_edges[..., 0] / k_len
         k_c = -(k_a * k_tri[..., 0] + k_b * k_tri[..., 1])
         k_margin = margin[b_idx, f_idx]
+        # one (K, 13) table so that each pair needs a single gather
+        k_table = torch.cat([k_a, k_b, k_c, k_margin[:, None].to(dtype), x0[:, None].to(dtype), y0[:, None].to(dtype),
+                             box_w[:, None].to(dtype), b_idx[:, None].to(dtype)], dim=1)
 
         def expand(member: Tensor):
             """(face, pixel, centre) for the pixels in the boxes of the faces selected by ``member``
@@ -296,18 +299,21 @@ def _rasterize(mesh: Mesh, camera: dict, sharpness: float, backface_culling: Any
             if n == 0:
                 return None
             owner = torch.repeat_interleave(torch.arange(chosen.numel(), device=device), chosen_counts, output_size=n)
-            face = chosen[owner]
-            local = torch.arange(n, device=device) - (torch.cumsum(chosen_counts, 0) - chosen_counts)[owner]
-            px = x0[face] + local % box_w[face]
-            py = y0[face] + local // box_w[face]
+            face = chosen.index_select(0, owner)
+            local = torch.arange(n, device=device) - (torch.cumsum(chosen_counts, 0) - chosen_counts).index_select(0, owner)
+            table = k_table.index_select(0, face)
+            box_width = table[:, 12].long()
+            px = table[:, 10].long() + local % box_width
+            py = table[:, 11].long() + local // box_width
             centre = torch.stack([px, py], dim=-1).to(dtype) + 0.5
             # the distance to a triangle is at least its largest edge-line violation
-            line = k_a[face] * centre[:, 0:1] + k_b[face] * centre[:, 1:2] + k_c[face]
-            near = line.min(dim=-1).values >= -k_margin[face]
-            face, px, py, centre = face[near], px[near], py[near], centre[near]
+            line = table[:, 0:3] * centre[:, 0:1] + table[:, 3:6] * centre[:, 1:2] + table[:, 6:9]
+            near = (line.min(dim=-1).values >= -table[:, 9]).nonzero(as_tuple=True)[0]
+            face, px, py, centre = (t.index_select(0, near) for t in (face, px, py, centre))
+            batch_of = table[:, 13].index_select(0, near).long()
             if face.numel() == 0:
                 return None
-            pixel = (b_idx[face] * height + py) * width + px  # flat index into (B, H, W)
+            pixel = (batch_of * height + py) * width + px  # flat index into (B, H, W)
             return face, pixel, centre
 
         # faces with a contour edge need exact distances; the others only cover (and shade)
@@ -417,21 +423,23 @@ def _rasterize(mesh: Mesh, camera: dict, sharpness: float, backface_culling: Any
     # that a face gaining or losing a contour edge does not change its weights.
     signed = torch.cat([entry[5] for entry in computed])
     pair_depth = torch.cat([entry[3] for entry in computed])
-    pair_batch = b_idx[pair_face]
-    znorm = (pair_depth - front_depth[pair_batch]) / span[pair_batch]
     # Flat Lambert under a directional head light along the optical axis: |n_z| with n the unit
     # face normal in camera space (a point light at the camera would give the two triangles of a
     # planar quad different flat intensities, i.e. a fake crease).
     cam_tri = points_cam[b_idx[:, None], faces[f_idx]]  # (K, 3, 3)
     normal = torch.linalg.cross(cam_tri[:, 1] - cam_tri[:, 0], cam_tri[:, 2] - cam_tri[:, 0])
-    cos_z = normal[:, 2] / torch.sqrt((normal * normal).sum(-1) + 1e-30)
-    intensity = ambient + (1.0 - ambient) * cos_z.abs()
-
+    facing = (normal[:, 2] / torch.sqrt((normal * normal).sum(-1) + 1e-30)).abs()
+    intensity = ambient + (1.0 - ambient) * facing
+    # per-face values gathered once per pair
+    pair_front, pair_span, pair_log_facing, pair_intensity = torch.stack(
+        [front_depth[b_idx], span[b_idx], torch.log(facing + 1e-6), intensity], dim=-1
+    ).index_select(0, pair_face).unbind(-1)
+    znorm = (pair_depth - pair_front) / pair_span
     # log of SoftRas' weight D_j exp(-z_j / gamma), D_j tapered to 0 at the interior margin (the
     # same for every face) and scaled by |n_z| so that a face turning edge-on (about to be culled
     # or to flip) fades out instead of vanishing abruptly
     log_presence = F.logsigmoid(signed) + 2.0 * torch.log((1.0 + signed / _INTERIOR_MARGIN).clamp(0.0, 1.0) + 1e-30)
-    logits = log_presence + torch.log(cos_z.abs() + 1e-6)[pair_face] - znorm / depth_softness
+    logits = log_presence + pair_log_facing - znorm / depth_softness
     # Where every face's weight tapers to 0 (just outside the silhouette) the normalised colour
     # would jump to 0: fade it to the background with the largest tapered coverage instead.
     presence = torch.zeros(n_pixels, dtype=dtype, device=device)
@@ -444,7 +452,7 @@ def _rasterize(mesh: Mesh, camera: dict, sharpness: float, backface_culling: Any
 
     zeros = torch.zeros(n_pixels, dtype=dtype, device=device)
     weight_sum = zeros.index_add(0, pixel, weight)
-    colour = zeros.index_add(0, pixel, weight * intensity[pair_face]) / weight_sum.clamp(min=1e-30)
+    colour = zeros.index_add(0, pixel, weight * pair_intensity) / weight_sum.clamp(min=1e-30)
     soft_depth = zeros.index_add(0, pixel, weight * pair_depth) / weight_sum.clamp(min=1e-30)
     shaded = background + silhouette * presence * (colour - background)
     return (silhouette.reshape(out_shape), shaded.reshape(out_shape), soft_depth.reshape(out_shape)), batched
