@@ -104,7 +104,8 @@ def run(records, modes, options, *, log=print):
                 kwargs["bbox"] = jittered_box(record, seed=number)
             result = estimate_pose(photo, vertices, faces, intrinsics_of(record), seed=0,
                                    cache=cache, **kwargs, **options)
-            refine_s = result.timings.get("refine", 0.0)
+            # gradient stage = explore (all starts, low resolution) + refine (incl. any re-segmentation)
+            refine_s = sum(result.timings.get(key, 0.0) for key in ("explore", "refine"))
             views_s = result.timings.get("coarse_views", 0.0)
             refined = options.get("refine", True)
             # candidates belong to the last stage run (refined poses, or grid poses if not refined)
@@ -114,7 +115,7 @@ def run(records, modes, options, *, log=print):
             for stage, pose, seconds, has_candidates in stages:
                 row = {"id": record["id"], "mesh": record["mesh_name"], **errors(pose, record),
                        "seconds": seconds, "warm_seconds": seconds - views_s,
-                       "pose": pose.as_dict()}
+                       "pose": pose.as_dict(), "timings": dict(result.timings)}
                 if has_candidates:
                     row["topk_az_err"] = min(errors(p, record)["az_err"] for p, _ in result.candidates)
                 results[(mode, stage)].append(row)
