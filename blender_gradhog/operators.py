@@ -469,7 +469,8 @@ def region_to_photo(frame, point, photo_size):
 def _uniform_color_shader():
     import gpu
 
-    for name in ('UNIFORM_COLOR', '2D_UNIFORM_COLOR'):  # renamed in 4.0
+    # 2D positions: '2D_UNIFORM_COLOR' before 4.0 ('UNIFORM_COLOR' was the 3D one there), removed in 4.0.
+    for name in ('2D_UNIFORM_COLOR', 'UNIFORM_COLOR'):
         try:
             return gpu.shader.from_builtin(name)
         except (ValueError, SystemError):

@@ -549,3 +549,79 @@ def test_modal_align_in_a_real_blender_window_cancels_on_escape_then_finishes(tm
     assert log["scenes_after_cancel"] == ["Scene"]  # the temporary render scene is gone
     assert log["has_result"] and log["camera_changed"] and log["candidates"] >= 1
     assert completed.stdout.count("Camera aligned") == 1  # the cancelled run wrote nothing
+
+
+# Draw Box in a real window: a simulated drag over 25 %..75 % of the camera frame.
+BOX_SCRIPT = r'''
+import json, sys
+sys.path.insert(0, sys.argv[sys.argv.index("--") + 2])
+import bpy
+import blender_gradhog as addon
+from blender_gradhog import scene as blender_scene, operators
+OUT = sys.argv[sys.argv.index("--") + 1]
+addon.register()
+for o in list(bpy.data.objects): bpy.data.objects.remove(o)
+camera = blender_scene.new_camera(bpy.context.scene, "Camera")
+camera.location = (0, -10, 0); camera.rotation_euler = (1.5708, 0, 0)
+settings = bpy.context.scene.gradhog
+settings.photo_path = sys.argv[sys.argv.index("--") + 2] + "/torch_backend/data/demo_photo.png"
+log = {}
+def view3d():
+    window = bpy.context.window_manager.windows[0]
+    area = next(a for a in window.screen.areas if a.type == 'VIEW_3D')
+    region = next(r for r in area.regions if r.type == 'WINDOW')
+    return window, area, region
+def start():
+    window, area, region = view3d()
+    area.spaces.active.region_3d.view_perspective = 'CAMERA'
+    area.tag_redraw()
+    bpy.app.timers.register(invoke, first_interval=0.5)
+def invoke():
+    window, area, region = view3d()
+    with bpy.context.temp_override(window=window, area=area, region=region, region_data=area.spaces.active.region_3d):
+        log["poll"] = operators.GRADHOG_OT_draw_box.poll(bpy.context)
+        log["invoke"] = list(bpy.ops.gradhog.draw_box('INVOKE_DEFAULT'))
+        frame = operators.camera_frame_in_region(bpy.context, camera)  # after invoke set the photo's aspect
+        log["frame"] = frame
+    left, bottom, right, top = frame
+    # drag from 25 %/25 % to 75 %/75 % of the camera frame (window coordinates)
+    x0 = region.x + left + 0.25 * (right - left); y0 = region.y + top - 0.25 * (top - bottom)
+    x1 = region.x + left + 0.75 * (right - left); y1 = region.y + top - 0.75 * (top - bottom)
+    window.event_simulate(type='MOUSEMOVE', value='NOTHING', x=int(x0), y=int(y0))
+    window.event_simulate(type='LEFTMOUSE', value='PRESS', x=int(x0), y=int(y0))
+    window.event_simulate(type='MOUSEMOVE', value='NOTHING', x=int((x0 + x1) / 2), y=int((y0 + y1) / 2))
+    window.event_simulate(type='MOUSEMOVE', value='NOTHING', x=int(x1), y=int(y1))
+    window.event_simulate(type='LEFTMOUSE', value='RELEASE', x=int(x1), y=int(y1))
+    bpy.app.timers.register(check, first_interval=1.0)
+def check():
+    log["box"] = list(settings.box); log["use_box"] = settings.use_box
+    log["resolution"] = [bpy.context.scene.render.resolution_x, bpy.context.scene.render.resolution_y]
+    json.dump(log, open(OUT, "w"))
+    bpy.ops.wm.quit_blender()
+bpy.app.timers.register(start, first_interval=1.5)
+'''
+
+
+@pytest.mark.blender
+@pytest.mark.slow
+def test_draw_box_in_a_real_blender_window(tmp_path):
+    import json
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if shutil.which("xvfb-run") is None:
+        pytest.skip("xvfb-run is not installed")
+    script, out = tmp_path / "ui_box.py", tmp_path / "box.json"
+    script.write_text(BOX_SCRIPT)
+    repo = Path(__file__).resolve().parent.parent
+    completed = subprocess.run(
+        ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", shutil.which("blender"), "--factory-startup",
+         "--enable-event-simulate", "--python", str(script), "--", str(out), str(repo)],
+        capture_output=True, text=True, timeout=300)
+    assert out.is_file(), completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert "Traceback" not in completed.stdout + completed.stderr  # the rectangle drawing included
+    log = json.loads(out.read_text())
+    assert log["poll"] and log["invoke"] == ["RUNNING_MODAL"]
+    assert log["resolution"] == [320, 240]  # the photo's aspect, so the box is drawn over the photo
+    assert log["use_box"] and log["box"] == [80, 60, 240, 180]
