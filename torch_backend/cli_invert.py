@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from torch_backend.cli import CliError
+from .cli import CliError
 
 METHOD_NAMES = {"single": "single", "multiscale": "multiscale", "multiscale-more": "multiscale_more"}
 
@@ -88,10 +88,10 @@ def make_sheet(original: np.ndarray, glyphs: np.ndarray, reconstruction: np.ndar
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``gradhog invert``; returns the exit code."""
-    from torch_backend.hog import hog, hog_glyphs
-    from torch_backend.images import load_image, save_image
-    from torch_backend.invert import ReconstructionCancelled, hog_pyramid, reconstruct
-    from torch_backend.metrics import cross_correlation, ssim
+    from .hog import hog, hog_glyphs
+    from .images import load_image, save_image
+    from .invert import ReconstructionCancelled, hog_pyramid, reconstruct
+    from .metrics import cross_correlation, ssim
 
     if args.cell_size < 1:
         raise CliError(f"--cell-size must be >= 1, got {args.cell_size}")

@@ -83,7 +83,7 @@ class ReconstructionCancelled(RuntimeError):
 
 
 def _hog(image: torch.Tensor, variant: str, cell_size: int, num_bins: int, bilinear: bool) -> torch.Tensor:
-    from torch_backend.hog import hog
+    from .hog import hog
 
     return hog(image, variant, cell_size=cell_size, num_bins=num_bins, bilinear_orientation=bilinear)
 
@@ -222,7 +222,7 @@ def _uoctti_block_norms(target: torch.Tensor, num_bins: int, sweeps: int = 200) 
     one global scale), solved here by alternating least squares. So the relative contrast between
     regions, which the normalisation seems to remove, is largely recoverable from the descriptor.
     """
-    from torch_backend.hog import feature_channels
+    from .hog import feature_channels
 
     names = feature_channels("uoctti", num_bins)
     order = ("texture_ul", "texture_ur", "texture_ll", "texture_lr")
