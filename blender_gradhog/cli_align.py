@@ -215,7 +215,7 @@ def overlay_picture(photo, obj, camera, scene):
             eroded &= np.roll(inside, step, axis=axis)
     outline = inside & ~eroded
     tint = np.array([0.1, 0.8, 1.0], dtype=np.float32)
-    picture = rgb * (1.0 - 0.35 * coverage[..., None]) + tint * 0.35 * coverage[..., None]
+    picture = rgb * (1.0 - 0.25 * coverage[..., None]) + tint * 0.25 * coverage[..., None]
     picture[outline] = (1.0, 0.85, 0.0)
     return np.clip(picture, 0.0, 1.0).astype(np.float32)
 
