@@ -36,7 +36,9 @@ axis)|`` (two-sided, like Blender's default), so creases between faces show up a
 ``|n_z|`` (faces turning edge-on fade out), ``z_j`` the
 perspective-correct depth of the (barycentric-clipped) point of triangle ``j`` normalised to [0, 1]
 over the drawn faces' depth range in that view; the shaded image is
-``silhouette * colour + (1 - silhouette) * background``.
+``background + silhouette * presence * (colour - background)``, where ``presence`` (the largest
+tapered ``D_j`` at the pixel, / 0.05, clipped at 1) fades the colour out just outside the
+silhouette, where every weight has tapered to 0 and the normalised colour would jump.
 
 Faces are ``(F, 3)`` vertex indices; vertices are in the mesh's own frame (the camera looks at its
 origin). Big meshes: simplify first (``torch_backend.simplify.simplify_to_budget``). Only relative
