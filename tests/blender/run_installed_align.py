@@ -23,6 +23,7 @@ user configuration is never touched.
 """
 import argparse
 import importlib
+import importlib.util
 import json
 import math
 import os
@@ -134,6 +135,8 @@ def main():
 
     addon = importlib.import_module(package)
     RESULT["module_file"] = addon.__file__
+    RESULT["numpy_found_after_enable"] = importlib.util.find_spec("numpy") is not None
+    RESULT["torch_found_after_enable"] = importlib.util.find_spec("torch") is not None
     check("installed copy", under(addon.__file__, home), f"{package}.__file__ = {addon.__file__}")
 
     prefs = getattr(bpy.context.preferences.addons[package], "preferences", None)
