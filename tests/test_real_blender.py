@@ -76,3 +76,14 @@ def test_enable_without_numpy_then_point_preferences_at_torch_and_align(built_zi
     assert result["prefs_registered"] is True
     if result["blender"].startswith("3.4"):  # Debian's build: no numpy until the folder is set
         assert result["numpy_found_after_enable"] is False and result["torch_found_after_enable"] is False
+
+
+@pytest.mark.slow
+def test_install_button_downloads_torch_then_align(built_zip, tmp_path):
+    """The artist's button for real: pip downloads torch 2.13 CPU (+numpy, pillow) into the deps
+    folder (~1 GB on disk, minutes), then an alignment runs on it. Needs network; slow."""
+    run, result, log = run_blender(tmp_path, built_zip, "--install-torch", "--align")
+    assert run.returncode == 0, log
+    assert result.get("ok") is True, log
+    for name in ("Install PyTorch (CPU)", "torch from the deps folder", "view direction recovered"):
+        assert result["checks"][name]["ok"], (name, result["checks"][name])

@@ -28,6 +28,7 @@ import json
 import math
 import os
 import sys
+import time
 import traceback
 
 import bpy
@@ -60,6 +61,8 @@ def parse_args():
     parser.add_argument("--torch-in-default-folder", default="",
                         help="before enabling, link this folder's contents into the add-on's default "
                              "deps folder (the documented manual route: pip install --target there)")
+    parser.add_argument("--install-torch", action="store_true",
+                        help="press Install PyTorch (CPU) for real: downloads torch (+numpy, pillow if missing)")
     parser.add_argument("--probe-wheels", default="")
     parser.add_argument("--probe-package", default="gradhog_probe")
     parser.add_argument("--align", action="store_true")
@@ -155,6 +158,16 @@ def main():
         else:
             deps.add_to_sys_path(ARGS.torch_folder)
         check("torch folder on sys.path", os.path.abspath(ARGS.torch_folder) in sys.path, ARGS.torch_folder)
+
+    if ARGS.install_torch:
+        check("install operator registered", prefs_ok, "preferences registered")
+        started = time.time()
+        result = bpy.ops.gradhog.install_torch()
+        RESULT["install_seconds"] = time.time() - started
+        check("Install PyTorch (CPU)", result == {'FINISHED'}, f"gradhog.install_torch() -> {result} "
+              f"in {RESULT['install_seconds']:.0f} s")
+        import torch
+        check("torch from the deps folder", under(torch.__file__, default_dir), torch.__file__)
 
     if prefs_ok:
         result = bpy.ops.gradhog.check_torch()
