@@ -176,6 +176,66 @@ def grabcut_from_box(
     return _upscale(foreground, (height, width))
 
 
+def grabcut_from_mask(
+    photo: np.ndarray, guess: np.ndarray, bbox: Optional[Sequence[float]] = None, *, iterations: int = 3,
+    max_side: int = 240,
+) -> np.ndarray:
+    """GrabCut seeded by a guessed object mask (e.g. the render of a first pose estimate).
+
+    The guess marks "probably object", the rest "probably background" and everything outside
+    ``bbox`` "certainly background". Thin parts the box-initialised GrabCut loses (chair legs)
+    come back when the guess contains them and the colours agree.
+
+    Args:
+        photo: ``(H, W, 3)`` RGB floats in ``[0, 1]`` or uint8.
+        guess: ``(H, W)`` bool/float mask (non-zero = object).
+        bbox: optional ``(x0, y0, x1, y1)`` pixels.
+
+    Returns:
+        ``(H, W)`` bool mask; the guess itself when GrabCut fails or returns almost nothing.
+    """
+    try:
+        import cv2
+    except ImportError:
+        raise ImportError(
+            "box mode needs OpenCV for GrabCut: pip install 'opencv-python-headless<4.12'"
+        ) from None
+    photo = np.asarray(photo)
+    height, width = photo.shape[:2]
+    guess = np.asarray(guess) != 0
+    if guess.shape != (height, width):
+        raise ValueError(f"grabcut_from_mask: guess {guess.shape} differs from the photo {(height, width)}")
+    if not guess.any():
+        raise ValueError("grabcut_from_mask: the guess is empty")
+    rgb = photo[..., :3]
+    if rgb.dtype != np.uint8:
+        rgb = np.round(np.clip(rgb.astype(np.float32), 0, 1) * 255).astype(np.uint8)
+    scale = min(1.0, max_side / max(height, width))
+    small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
+    small = cv2.resize(np.ascontiguousarray(rgb), (small_w, small_h), interpolation=cv2.INTER_AREA)
+    small_guess = cv2.resize(guess.astype(np.uint8), (small_w, small_h), interpolation=cv2.INTER_NEAREST) > 0
+    labels = np.where(small_guess, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    if bbox is not None:
+        x0, y0, x1, y1 = validate_box(bbox, (height, width))
+        outside = np.ones((small_h, small_w), bool)
+        outside[int(math.floor(y0 * scale)) : int(math.ceil(y1 * scale)), int(math.floor(x0 * scale)) : int(math.ceil(x1 * scale))] = False
+        labels[outside] = cv2.GC_BGD
+    if not (labels == cv2.GC_PR_BGD).any() and not (labels == cv2.GC_BGD).any():
+        return guess
+    background_model = np.zeros((1, 65), np.float64)
+    foreground_model = np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)
+    try:
+        cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), labels, None, background_model, foreground_model,
+                    int(iterations), cv2.GC_INIT_WITH_MASK)
+    except cv2.error:
+        return guess
+    foreground = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+    if foreground.sum() < 0.2 * small_guess.sum():
+        return guess
+    return _upscale(foreground, (height, width))
+
+
 def _upscale(mask: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
     if mask.shape == tuple(shape):
         return mask

@@ -448,6 +448,7 @@ class _ViewSet:
     cam: _Cam
     centroids: torch.Tensor  # (N, 2) pixels
     radii: torch.Tensor  # (N,) radius of gyration, pixels
+    outlines: Optional[torch.Tensor] = None  # (N, P, 2) outline points, filled lazily
 
 
 def _moments(weights: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -634,60 +635,116 @@ def _soft_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return inter / (a.sum((-2, -1)) + b.sum((-2, -1)) - inter).clamp_min(1e-6)
 
 
+def _outline_points(views: _ViewSet, count: int = 256) -> torch.Tensor:
+    """``(N, count, 2)`` outline pixel centres of each view's silhouette, relative to its centroid
+    (the rotated box of a silhouette is the rotated box of its outline)."""
+    if views.outlines is not None:
+        return views.outlines
+    solid = (views.silhouettes > 0.5).float()[:, None]
+    inner = -F.max_pool2d(-solid, 3, stride=1, padding=1)
+    outline = (solid - inner)[:, 0] > 0.5
+    points = torch.zeros(solid.shape[0], count, 2)
+    generator = torch.Generator().manual_seed(0)
+    for index in range(solid.shape[0]):
+        ys, xs = torch.nonzero(outline[index], as_tuple=True)
+        if ys.numel() == 0:
+            points[index] = views.centroids[index]
+            continue
+        pick = torch.randint(0, ys.numel(), (count,), generator=generator) if ys.numel() > count else torch.arange(count) % ys.numel()
+        points[index, :, 0] = xs[pick].float() + 0.5
+        points[index, :, 1] = ys[pick].float() + 0.5
+    views.outlines = points - views.centroids[:, None, :]
+    return views.outlines
+
+
+def _box_alignment(views: _ViewSet, rolls: torch.Tensor, box: Sequence[float]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per (view, roll): photo position ``(N, R, 2)`` of the view's centroid and scale ``(N, R)``
+    (photo pixels per view pixel) that fit the rotated silhouette's box into ``box``, and the IoU
+    ``(N, R)`` of the fitted box with ``box`` (aspect-ratio agreement)."""
+    outline = _outline_points(views)  # (N, P, 2)
+    ang = rolls * (math.pi / 180.0)
+    cos_a, sin_a = torch.cos(ang)[None, :, None], torch.sin(ang)[None, :, None]
+    x, y = outline[:, None, :, 0], outline[:, None, :, 1]
+    rx, ry = cos_a * x - sin_a * y, sin_a * x + cos_a * y  # (N, R, P)
+    x0, x1, y0, y1 = rx.amin(-1), rx.amax(-1) + 1.0, ry.amin(-1), ry.amax(-1) + 1.0
+    box_w, box_h = box[2] - box[0], box[3] - box[1]
+    scale = torch.sqrt(box_w * box_h / ((x1 - x0) * (y1 - y0)).clamp_min(1e-6))
+    centre_x = (box[0] + box[2]) / 2 - scale * (x0 + x1) / 2
+    centre_y = (box[1] + box[3]) / 2 - scale * (y0 + y1) / 2
+    fit_w, fit_h = scale * (x1 - x0), scale * (y1 - y0)
+    inter = torch.minimum(fit_w, torch.tensor(box_w)) * torch.minimum(fit_h, torch.tensor(box_h))
+    box_iou = inter / (fit_w * fit_h + box_w * box_h - inter)
+    return torch.stack([centre_x, centre_y], -1), scale, box_iou
+
+
 def _coarse_search(
     views: _ViewSet,
     photo_gray: torch.Tensor,
     mask: torch.Tensor,
     cam: _Cam,
     rolls: Sequence[float],
-    mode: str,
-    hog_weight: float,
+    weights: Dict[str, float],
     check: Callable[[float, str], None],
+    box: Optional[Sequence[float]] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Score every (view, roll) aligned to the mask; return ``(scores (N*R,), params (N*R, 6))``
-    with params in normalised mesh units (az, el, dist, roll, shift_x, shift_y)."""
+    """Score every (view, roll) aligned to the photo; return ``(scores (N*R,), params (N*R, 6))``
+    with params in normalised mesh units (az, el, dist, roll, shift_x, shift_y).
+
+    Alignment: with a ``box`` (working pixels) each rotated view is fitted into the box; otherwise
+    its centroid and radius of gyration are matched to the mask's. Score: weighted mean of the soft
+    IoU with ``mask``, the unsigned-HOG cosine inside the object region and (box) the box IoU.
+    """
     height, width = photo_gray.shape
-    centre, area, radius = _moments(mask[None])
+    m_centre, _, m_radius = _moments(mask[None])
     n_views, n_rolls = views.images.shape[0], len(rolls)
-    photo_grid = _patch_grid(centre, radius, torch.zeros(1), (height, width))
-    photo_stack = torch.stack([mask, photo_gray])[None]
-    photo_patch = F.grid_sample(photo_stack, photo_grid, align_corners=False, padding_mode="zeros")[0]
     roll_t = torch.tensor(list(rolls), dtype=torch.float32)
+    if box is not None:
+        centres, scale, box_iou = _box_alignment(views, roll_t, box)
+    else:
+        scale = (m_radius / views.radii)[:, None].expand(n_views, n_rolls)
+        centres = m_centre.expand(n_views * n_rolls, 2).reshape(n_views, n_rolls, 2)
+        box_iou = None
+    w_iou, w_hog, w_box = weights.get("iou", 1.0), weights.get("hog", 0.0), weights.get("box", 0.0) if box is not None else 0.0
+    total = max(w_iou + w_hog + w_box, 1e-9)
+    photo_stack = torch.stack([mask, photo_gray])[None]
+    shared_patch = None
+    if box is None:
+        grid = _patch_grid(m_centre, m_radius, torch.zeros(1), (height, width))
+        shared_patch = F.grid_sample(photo_stack, grid, align_corners=False, padding_mode="zeros")
     scores = torch.empty(n_views, n_rolls)
-    hog_photo = None
-    if hog_weight > 0:
-        hog_photo = _hog_cells(photo_patch[1][None])  # (1, D, c, c)
-        cell_mask = F.adaptive_avg_pool2d(photo_patch[0][None, None], hog_photo.shape[-2:])[0, 0]
     chunk = max(1, 2048 // n_rolls)
     vh, vw = views.images.shape[1:]
     for start in range(0, n_views, chunk):
         check(0.05 + 0.25 * start / n_views, "coarse grid")
         stop = min(n_views, start + chunk)
         count = stop - start
-        centres = views.centroids[start:stop].repeat_interleave(n_rolls, 0)
         radii = views.radii[start:stop].repeat_interleave(n_rolls, 0)
-        angles = roll_t.repeat(count)
-        grid = _patch_grid(centres, radii, angles, (vh, vw))
-        stack = torch.stack([views.silhouettes[start:stop], views.images[start:stop]], 1)
-        stack = stack.repeat_interleave(n_rolls, 0)
+        grid = _patch_grid(views.centroids[start:stop].repeat_interleave(n_rolls, 0), radii, roll_t.repeat(count), (vh, vw))
+        stack = torch.stack([views.silhouettes[start:stop], views.images[start:stop]], 1).repeat_interleave(n_rolls, 0)
         patches = F.grid_sample(stack, grid, align_corners=False, padding_mode="zeros")
-        score = _soft_iou(patches[:, 0], photo_patch[0][None])
-        if hog_photo is not None:
+        if shared_patch is not None:
+            photo_patch = shared_patch.expand(patches.shape[0], -1, -1, -1)
+        else:
+            photo_grid = _patch_grid(centres[start:stop].reshape(-1, 2), radii * scale[start:stop].reshape(-1), torch.zeros(count * n_rolls), (height, width))
+            photo_patch = F.grid_sample(photo_stack.expand(count * n_rolls, -1, -1, -1), photo_grid, align_corners=False, padding_mode="zeros")
+        score = w_iou * _soft_iou(patches[:, 0], photo_patch[:, 0])
+        if w_hog > 0:
             hog_view = _hog_cells(patches[:, 1])
-            region = torch.maximum(cell_mask[None], F.adaptive_avg_pool2d(patches[:, :1], hog_view.shape[-2:])[:, 0])
-            region = (region > 0.05).to(hog_view.dtype)
-            hog_sim = _masked_cosine(hog_view, hog_photo, region)
-            score = (1 - hog_weight) * score + hog_weight * hog_sim
-        scores[start:stop] = score.view(count, n_rolls)
-    # Similarity transform (render -> photo) per candidate, then the pose it implies.
-    scale = radius / views.radii  # (N,)
-    params = _similarity_to_params(views, centre[0], scale, roll_t, cam)
+            hog_photo = _hog_cells(photo_patch[:, 1]) if shared_patch is None else _hog_cells(shared_patch[:, 1]).expand_as(hog_view)
+            cells = hog_view.shape[-2:]
+            region = torch.maximum(F.adaptive_avg_pool2d(photo_patch[:, :1], cells), F.adaptive_avg_pool2d(patches[:, :1], cells))[:, 0]
+            score = score + w_hog * _masked_cosine(hog_view, hog_photo, (region > 0.05).to(hog_view.dtype))
+        if box_iou is not None and w_box > 0:
+            score = score + w_box * box_iou[start:stop].reshape(-1)
+        scores[start:stop] = (score / total).view(count, n_rolls)
+    params = _similarity_to_params(views, centres, scale, roll_t, cam)
     return scores.reshape(-1), params.reshape(-1, 6)
 
 
-def _similarity_to_params(views: _ViewSet, centre: torch.Tensor, scale: torch.Tensor, rolls: torch.Tensor, cam: _Cam) -> torch.Tensor:
+def _similarity_to_params(views: _ViewSet, centres: torch.Tensor, scale: torch.Tensor, rolls: torch.Tensor, cam: _Cam) -> torch.Tensor:
     """Poses ``(N, R, 6)`` implied by mapping view n, rotated by roll r about its centroid, onto the
-    photo mask (centroid ``centre``, scale ``scale[n]`` photo pixels per view pixel)."""
+    photo: the centroid lands at ``centres[n, r]`` (pixels) and ``scale[n, r]`` photo pixels per
+    view pixel."""
     n = views.params.shape[0]
     deg = math.pi / 180.0
     view_cx, view_cy = views.cam.principal_point
@@ -695,12 +752,12 @@ def _similarity_to_params(views: _ViewSet, centre: torch.Tensor, scale: torch.Te
     ang = rolls * deg
     cos_a, sin_a = torch.cos(ang)[None], torch.sin(ang)[None]
     ox, oy = offset[:, 0, None], offset[:, 1, None]
-    px = centre[0] + scale[:, None] * (cos_a * ox - sin_a * oy)
-    py = centre[1] + scale[:, None] * (sin_a * ox + cos_a * oy)
+    px = centres[..., 0] + scale * (cos_a * ox - sin_a * oy)
+    py = centres[..., 1] + scale * (sin_a * ox + cos_a * oy)
     shift_scale = float(max(cam.width, cam.height)) if cam.sensor_fit == "AUTO" else cam.fit_pixels
     shift_x = (cam.width / 2.0 - px) / shift_scale
     shift_y = (py - cam.height / 2.0) / shift_scale
-    distance = views.params[:, 2, None] * (cam.focal_pixels / views.cam.focal_pixels) / scale[:, None]
+    distance = views.params[:, 2, None] * (cam.focal_pixels / views.cam.focal_pixels) / scale
     out = torch.empty(n, rolls.shape[0], 6)
     out[..., 0] = views.params[:, 0, None]
     out[..., 1] = views.params[:, 1, None]
@@ -965,7 +1022,7 @@ def estimate_pose(
     known = {
         "use_alpha", "work_size", "azimuth_step", "elevations", "rolls", "refine", "iterations",
         "starts", "hog_weight", "refine_hog_weight", "cache", "learning_rate", "explore_size",
-        "explore_iterations", "keep", "max_faces", "box_weight", "iou_weight",
+        "explore_iterations", "keep", "max_faces", "box_weight", "iou_weight", "regrab", "tie_hog_weight",
     }
     unknown = set(options) - known
     if unknown:
@@ -1039,8 +1096,16 @@ def estimate_pose(
     timings["coarse_views"] = time.perf_counter() - tick
     tick = time.perf_counter()
     rolls = tuple(options.get("rolls", DEFAULT_ROLLS))
-    hog_weight = float(options.get("hog_weight", 0.0 if mode == "mask" else 0.5))
-    scores, params = _coarse_search(views, photo_gray, mask_t, work_cam, rolls, mode, hog_weight, check)
+    coarse_weights = {
+        "iou": float(options.get("iou_weight", 1.0)) * (1.0 if mode == "mask" else 0.5),
+        "hog": float(options.get("hog_weight", 0.0 if mode == "mask" else 1.5)),
+        "box": float(options.get("box_weight", 0.5)),
+    }
+    work_box = None
+    if mode == "box":
+        factor = work_cam.width / width
+        work_box = [v * factor for v in box]
+    scores, params = _coarse_search(views, photo_gray, mask_t, work_cam, rolls, coarse_weights, check, box=work_box)
     timings["coarse_search"] = time.perf_counter() - tick
     order = torch.argsort(scores, descending=True).tolist()
     best = order[0]
@@ -1076,7 +1141,8 @@ def estimate_pose(
                 factor = size_cam.width / width
                 size_box = torch.tensor([v * factor for v in box], dtype=dtype, device=dev)
             return _Objective(device_mesh, size_cam, size_mask.to(dev, dtype), size_gray.to(dev, dtype),
-                              hog_weight=hog_weight_fine, iou_weight=float(options.get("iou_weight", 1.0)),
+                              hog_weight=hog_weight_fine,
+                              iou_weight=float(options.get("iou_weight", 1.0)) * (1.0 if mode == "mask" else 0.5),
                               box=size_box, box_weight=box_weight)
 
         # Phase 1 (explore): every start, a few steps at low resolution with a wide blur.
@@ -1089,6 +1155,25 @@ def estimate_pose(
         )
         timings["explore"] = time.perf_counter() - tick
         tick = time.perf_counter()
+        if mode != "mask" and options.get("regrab", True):
+            # Re-segment with the first estimate's render as GrabCut's seed: the box-initialised
+            # mask loses thin parts (legs) and takes in background between them.
+            best_explored = explored[int(torch.argmax(explored_score))][None].detach().cpu()
+            guess_cam, _, _ = working(240)
+            from . import render as _render
+
+            guess = _render.render_silhouette(
+                mesh.vertices, mesh.faces, azimuth=best_explored[:, 0], elevation=best_explored[:, 1],
+                distance=best_explored[:, 2], roll=best_explored[:, 3], shift_x=best_explored[:, 4],
+                shift_y=best_explored[:, 5], lens_mm=guess_cam.lens_mm, sensor_width_mm=guess_cam.sensor_width_mm,
+                sensor_height_mm=guess_cam.sensor_height_mm, sensor_fit=guess_cam.sensor_fit,
+                resolution=(guess_cam.width, guess_cam.height), sharpness=0.3,
+            )[0]
+            guess = _resize(guess[None].float(), height, width)[0].numpy() > 0.5
+            if guess.any():
+                object_mask = _masks.grabcut_from_mask(rgb, guess, box if box is not None else frame)
+                mask_full = torch.from_numpy(object_mask.astype(np.float32))[None]
+            timings["regrab"] = time.perf_counter() - tick
         # Phase 2 (polish): the best distinct ones at the working resolution, blur annealed to
         # 0.4 px so that the silhouette's 0.5 level is the exact outline (no size bias on distance).
         keep = _distinct(torch.argsort(explored_score.cpu(), descending=True).tolist(), explored.cpu(),
@@ -1099,6 +1184,16 @@ def estimate_pose(
             learning_rate=0.6 * float(options.get("learning_rate", 1.0)),
             check=check, progress=(0.6, 0.98), sharpness=(0.8, 0.4),
         )
+        tie_weight = float(options.get("tie_hog_weight", 0.1))
+        if hog_weight_fine == 0 and tie_weight > 0 and refined.shape[0] > 1:
+            # Near-symmetric objects (front/back, 3-fold legs) give their twins almost the same
+            # silhouette IoU; the shading inside the outline (∇HOG cosine) breaks such ties.
+            with torch.no_grad():
+                size_cam, size_gray, size_mask = working(work_size)
+                judge = _Objective(device_mesh, size_cam, size_mask.to(dev, dtype), size_gray.to(dev, dtype),
+                                   hog_weight=1.0, iou_weight=0.0)
+                tie_score, _ = judge(refined, 0.4)
+            refined_score = refined_score + tie_weight * tie_score
         refined, refined_score, refined_iou = refined.cpu(), refined_score.cpu(), refined_iou.cpu()
         timings["refine"] = time.perf_counter() - tick
         ranking = torch.argsort(refined_score, descending=True).tolist()
