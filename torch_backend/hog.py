@@ -161,49 +161,17 @@ def _check_inputs(image: torch.Tensor, variant: str, cell_size: int, num_bins: i
 # --------------------------------------------------------------------------------------------
 # Shared building blocks
 # --------------------------------------------------------------------------------------------
-@lru_cache(maxsize=64)
-def _triangle_taps(cell_size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """The bilinear spatial vote (paper eq. 5, vl_hog_put_image) as a ``(2, c)`` tap matrix.
+def _triangle_taps(cell_size: int) -> torch.Tensor:
+    """The bilinear spatial vote (paper eq. 5, vl_hog_put_image) as a float64 ``(2, c)`` tap matrix.
 
     Pixel ``x`` votes for cell ``j`` with weight ``max(0, 1 - |x - centre_j| / c)``, centre
     ``centre_j = j c + (c - 1) / 2``, so cell ``j`` reads the ``2c`` pixels
-    ``x = j c - c // 2 + t``, ``t < 2c``. Row 0 holds taps ``t < c`` (block ``j`` of the padded
-    line), row 1 taps ``t >= c`` (block ``j + 1``).
+    ``x = j c - c // 2 + t``, ``t < 2c``. Row 0 holds taps ``t < c`` (block ``j`` of the line
+    shifted by ``c // 2``), row 1 taps ``t >= c`` (block ``j + 1``).
     """
     taps = torch.arange(2 * cell_size, dtype=torch.float64)
     taps = (1.0 - (taps - cell_size // 2 - (cell_size - 1) / 2).abs() / cell_size).clamp(min=0.0)
-    return taps.view(2, cell_size).to(dtype=dtype, device=device)
-
-
-class _PoolLines(torch.autograd.Function):
-    """Stride-``c`` triangle filter along the last axis: ``(R, (count + 1) c) -> (R, count)``.
-
-    A hand-written backward: autograd's for ``taps @ blocks.t()`` is a skinny GEMM into a
-    transposed layout that costs ~4x the forward on CPU; ``(N, 2) @ (2, c)`` into a contiguous
-    result is as fast as the forward.
-    """
-
-    @staticmethod
-    def forward(ctx, lines: torch.Tensor, taps: torch.Tensor, count: int) -> torch.Tensor:
-        c = taps.shape[1]
-        ctx.save_for_backward(taps)
-        ctx.shape = lines.shape
-        # (2, c) @ (c, N): one well-shaped GEMM (much faster than (N, c) @ (c, 2) on CPU).
-        partial = (taps @ lines.reshape(-1, c).t()).view(2, lines.shape[0], count + 1)
-        return partial[0, :, :count] + partial[1, :, 1:]
-
-    @staticmethod
-    def backward(ctx, grad_cells: torch.Tensor):
-        (taps,) = ctx.saved_tensors
-        # Block j feeds cell j through taps[0] and cell j - 1 through taps[1].
-        grad_partial = torch.stack((F.pad(grad_cells, (0, 1)), F.pad(grad_cells, (1, 0))), dim=-1)
-        grad_lines = grad_partial.view(-1, 2) @ taps  # (N, 2) @ (2, c)
-        return grad_lines.view(ctx.shape), None, None
-
-
-def _pool_lines(lines: torch.Tensor, count: int, taps: torch.Tensor) -> torch.Tensor:
-    """Stride-``c`` triangle filter along the last axis: ``(R, (count + 1) c) -> (R, count)``."""
-    return _PoolLines.apply(lines, taps, count)
+    return taps.view(2, cell_size)
 
 
 def _kept_pixels(length: int, count: int, cell_size: int, origin: int) -> int:
@@ -213,63 +181,155 @@ def _kept_pixels(length: int, count: int, cell_size: int, origin: int) -> int:
 
 
 @lru_cache(maxsize=64)
-def _column_slots(width: int, cols: int, cell_size: int, origin: int, dtype: torch.dtype, device: torch.device):
-    """Per pixel column: the two cells it votes for (as slots ``cell + 1`` of a ``cols + 2`` row)
-    and the two triangle weights; see :func:`_triangle_taps`."""
-    taps = _triangle_taps(cell_size, dtype, device)
-    position = torch.arange(width, device=device) + origin + cell_size // 2
-    block, offset = torch.div(position, cell_size, rounding_mode="floor"), torch.remainder(position, cell_size)
-    # Block j of the padded line feeds cell j through taps[0] and cell j - 1 through taps[1].
-    slots = torch.cat((block + 1, block))
-    weights = torch.cat((taps[0][offset], taps[1][offset]))
-    return slots, weights
+def _vote_table(
+    height: int, width: int, origin: int, rows: int, cols: int, cell_size: int, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where and how much each pixel votes in the bilinear spatial voting (eq. 5-6).
+
+    Pixel ``(i, j)`` (image pixel ``(i + origin, j + origin)``) meets at most two cells per axis
+    (:func:`_triangle_taps`), so it votes for the 4 cells of a 2x2 neighbourhood. Returns the flat
+    cell index ``row * cols + col`` and the weight ``w_row * w_col`` of those 4 votes, each
+    ``(4, height * width)``; a vote for a cell outside the grid gets index 0 and weight 0 (VLFeat
+    drops it). Cached per shape: the table is the same for every image of that size.
+    """
+    c = cell_size
+    taps = _triangle_taps(c)
+
+    def along(length: int, count: int):
+        position = torch.arange(length) + origin + c // 2
+        block, offset = torch.div(position, c, rounding_mode="floor"), position % c
+        cell = torch.stack((block, block - 1))  # taps[0] feed cell `block`, taps[1] cell `block - 1`
+        inside = (cell >= 0) & (cell < count)
+        return torch.where(inside, cell, 0), torch.where(inside, torch.stack((taps[0][offset], taps[1][offset])), 0.0)
+
+    cell_y, weight_y = along(height, rows)
+    cell_x, weight_x = along(width, cols)
+    index = cell_y[:, None, :, None] * cols + cell_x[None, :, None, :]  # (2, 2, h, w)
+    weight = weight_y[:, None, :, None] * weight_x[None, :, None, :]
+    index = torch.where(weight > 0, index, 0)
+    shape = (4, height * width)
+    return index.reshape(shape).to(device), weight.reshape(shape).to(dtype=dtype, device=device)
 
 
-def _pool_votes(votes, channels: int, rows: int, cols: int, cell_size: int, origin: int) -> torch.Tensor:
+class _ScatterVotes(torch.autograd.Function):
+    """Bilinear spatial voting (eq. 5-6): ``(B, V, P)`` pixel votes -> ``(B, K * rows * cols)`` cells.
+
+    ``offsets`` (``(B, V, P)`` int64) is each vote's channel times ``rows * cols``; the 4 spatial
+    votes per pixel come from :func:`_vote_table`. One ``scatter_add`` forward; the backward is one
+    ``gather`` (autograd's would add a broadcast-reduction and full-size zero fills).
+    """
+
+    @staticmethod
+    def forward(ctx, values, offsets, cell_index, cell_weight, size: int):
+        batch, votes, pixels = values.shape
+        index = (offsets.unsqueeze(2) + cell_index).view(batch, -1)  # (B, V * 4 * P)
+        spread = (values.unsqueeze(2) * cell_weight).view(batch, -1)
+        ctx.save_for_backward(index, cell_weight)
+        ctx.votes = votes
+        return values.new_zeros(batch, size).scatter_add_(1, index, spread)
+
+    @staticmethod
+    def backward(ctx, grad_cells):
+        index, cell_weight = ctx.saved_tensors
+        batch = grad_cells.shape[0]
+        grad_spread = grad_cells.gather(1, index).view(batch, ctx.votes, 4, -1)
+        return (grad_spread * cell_weight).sum(dim=2), None, None, None, None
+
+
+def _pool_votes(values, offsets, channels: int, rows: int, cols: int, cell_size: int, origin: int) -> torch.Tensor:
     """Bilinear spatial voting (eq. 5-6) of sparse per-pixel orientation votes into cells.
 
     Args:
-        votes: list of ``(bin, weight)`` pairs, each ``(B, 1, h, w)`` (int64 bin in ``[0, K)``,
-            float vote); pixel ``(i, j)`` is image pixel ``(i + origin, j + origin)``. Every pixel
-            adds ``weight`` to its ``bin`` for each pair.
+        values: ``(B, V, h, w)`` votes; pixel ``(i, j)`` is image pixel ``(i + origin, j + origin)``.
+        offsets: ``(B, V, h, w)`` int64, each vote's channel in ``[0, K)`` times ``rows * cols``.
         channels: ``K``; rows, cols: the cell grid; cell_size: ``c``.
 
     Returns:
         ``(B, K, rows, cols)``: ``sum_{x, y} w_i(y) w_j(x) votes_k(y, x)`` with the triangle weights
         of :func:`_triangle_taps` -- the ``2c x 2c`` bilinear filter of eq. 5 sampled at the cell
-        centres (eq. 6). Votes reaching no cell are dropped (as VLFeat). Along x each pixel
-        meets only its own bin and two cells, so that pass is one ``scatter_add`` of ``2 * len(votes)``
-        values per pixel (no dense ``K``-channel image); the y pass then runs on the ``c`` times
-        smaller dense result as a GEMM.
+        centres (eq. 6). Votes reaching no cell are dropped (as VLFeat). Each pixel's vote meets
+        only its own channel and 4 cells, so this is one ``scatter_add`` of ``4 V`` values per
+        pixel (no dense ``K``-channel image).
     """
-    c = cell_size
-    batch, _, height, width = votes[0][0].shape
-    h, w = _kept_pixels(height, rows, c, origin), _kept_pixels(width, cols, c, origin)
-    slots, weights = _column_slots(w, cols, c, origin, votes[0][1].dtype, votes[0][1].device)
-    indices, values = [], []
-    for bins, weight in votes:
-        if (h, w) != (height, width):
-            bins, weight = bins[..., :h, :w], weight[..., :h, :w]
-        bins, weight = bins.squeeze(1) * (cols + 2), weight.squeeze(1)
-        indices.append((bins.repeat(1, 1, 2) + slots))
-        values.append(weight.repeat(1, 1, 2) * weights)
-    index = torch.cat(indices, dim=-1) if len(indices) > 1 else indices[0]
-    value = torch.cat(values, dim=-1) if len(values) > 1 else values[0]
-    along_x = value.new_zeros(batch, h, channels * (cols + 2)).scatter_add_(2, index, value)
-    along_x = along_x.view(batch, h, channels, cols + 2)[..., 1 : cols + 1]  # (B, h, K, cols)
-    lead = c // 2 + origin
-    lines = F.pad(along_x.permute(0, 2, 3, 1), (lead, (rows + 1) * c - lead - h))  # (B, K, cols, H')
-    taps = _triangle_taps(c, lines.dtype, lines.device)
-    cells = _pool_lines(lines.reshape(-1, lines.shape[-1]), rows, taps)  # (B K cols, rows)
-    return cells.view(batch, channels, cols, rows).transpose(2, 3)
+    batch, votes, height, width = values.shape
+    cell_index, cell_weight = _vote_table(height, width, origin, rows, cols, cell_size, values.dtype, values.device)
+    cells = _ScatterVotes.apply(
+        values.reshape(batch, votes, -1), offsets.reshape(batch, votes, 1, -1), cell_index, cell_weight,
+        channels * rows * cols,
+    )
+    return cells.view(batch, channels, rows, cols)
 
 
-def _safe_magnitude(gx: torch.Tensor, gy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(sqrt(gx² + gy²), mask of nonzero pixels)`` with derivative 0 (not NaN) where it is 0."""
-    squared = gx * gx + gy * gy
-    nonzero = squared > 0
-    magnitude = torch.where(nonzero, torch.where(nonzero, squared, 1.0).sqrt(), 0.0)
-    return magnitude, nonzero
+def _differences(image: torch.Tensor, origin: int, height: int, width: int):
+    """Forward of :class:`_CentralDifferences`; also returns the spans ``(y0, y1, x0, x1)`` of
+    output rows/cols where both neighbours exist (image coordinates ``1 .. H - 2``)."""
+    full_h, full_w = image.shape[-2:]
+    o = origin
+    x0, x1 = max(o, 1) - o, min(o + width, full_w - 1) - o
+    y0, y1 = max(o, 1) - o, min(o + height, full_h - 1) - o
+    inner_x = image[..., o : o + height, o + x0 + 1 : o + x1 + 1] - image[..., o : o + height, o + x0 - 1 : o + x1 - 1]
+    inner_y = image[..., o + y0 + 1 : o + y1 + 1, o : o + width] - image[..., o + y0 - 1 : o + y1 - 1, o : o + width]
+    if (x0, x1) == (0, width):
+        gx = inner_x
+    else:
+        gx = image.new_zeros(*image.shape[:2], height, width)
+        gx[..., x0:x1] = inner_x
+    if (y0, y1) == (0, height):
+        gy = inner_y
+    else:
+        gy = image.new_zeros(*image.shape[:2], height, width)
+        gy[..., y0:y1, :] = inner_y
+    return gx, gy, (y0, y1, x0, x1)
+
+
+class _CentralDifferences(torch.autograd.Function):
+    """``[-1, 0, 1]`` derivatives ``(gx, gy)``, each ``(B, C, h, w)``, of pixels ``origin ..``
+    of a ``(B, C, H, W)`` image; 0 along an axis where a neighbour is missing (image border).
+
+    A hand-written backward: autograd's for two slice differences allocates, zero-fills and
+    copies a full-size gradient per slice.
+    """
+
+    @staticmethod
+    def forward(ctx, image, origin: int, height: int, width: int):
+        ctx.origin, ctx.shape = origin, image.shape
+        gx, gy, ctx.spans = _differences(image, origin, height, width)
+        return gx, gy
+
+    @staticmethod
+    def backward(ctx, grad_x, grad_y):
+        y0, y1, x0, x1 = ctx.spans
+        o = ctx.origin
+        height, width = grad_x.shape[-2:]
+        grad = grad_x.new_zeros(ctx.shape)
+        grad_x, grad_y = grad_x[..., x0:x1], grad_y[..., y0:y1, :]
+        grad[..., o : o + height, o + x0 + 1 : o + x1 + 1] += grad_x
+        grad[..., o : o + height, o + x0 - 1 : o + x1 - 1] -= grad_x
+        grad[..., o + y0 + 1 : o + y1 + 1, o : o + width] += grad_y
+        grad[..., o + y0 - 1 : o + y1 - 1, o : o + width] -= grad_y
+        return grad, None, None, None
+
+
+def _central_differences(image: torch.Tensor, origin: int, height: int, width: int):
+    """See :class:`_CentralDifferences`."""
+    return _CentralDifferences.apply(image, origin, height, width)
+
+
+class _SafeMagnitude(torch.autograd.Function):
+    """``sqrt(gx² + gy²)`` whose derivative is 0 (not NaN) where the gradient vanishes."""
+
+    @staticmethod
+    def forward(ctx, gx, gy):
+        magnitude = (gx * gx + gy * gy).sqrt()
+        ctx.save_for_backward(gx, gy, magnitude)
+        return magnitude
+
+    @staticmethod
+    def backward(ctx, grad):
+        gx, gy, magnitude = ctx.saved_tensors
+        # Where the magnitude is 0 so are gx and gy: dividing by 1 there gives the 0 we want.
+        scale = grad / (magnitude + (magnitude == 0))
+        return scale * gx, scale * gy
 
 
 @lru_cache(maxsize=64)
@@ -281,6 +341,26 @@ def _uoctti_tables(num_bins: int, dtype: torch.dtype, device: torch.device):
     directed = [k * math.pi / num_bins for k in range(2 * num_bins)]
     cos_sin = torch.tensor([[math.cos(a) for a in directed], [math.sin(a) for a in directed]], dtype=dtype)
     return axes.to(device), cos_sin.to(device)
+
+
+@lru_cache(maxsize=64)
+def _uoctti_candidate_tables(num_bins: int, device: torch.device):
+    """For each ``floor(atan2(gy, gx) n / pi) + n`` in ``[0, 2n]``, the two axes adjacent to the
+    angle, the one VLFeat prefers on a tie (the lower index: its loop keeps the first best) first:
+    their float32 ``(cos_a, sin_a, cos_b, sin_b)`` packed as one complex128 per entry (one
+    ``take`` fetches all four), ``(2n + 1,)``; and the directed bins ``(+a, -a, +b, -b)`` of the
+    four candidates, ``(2n + 1) * 4`` int64."""
+    n = num_bins
+    axes, _ = _uoctti_tables(n, torch.float32, torch.device("cpu"))
+    cos_sin, directed = [], []
+    for lower in range(-n, n + 1):
+        pair = (lower % n, (lower + 1) % n)
+        if pair[1] < pair[0]:
+            pair = pair[::-1]
+        cos_sin.append([float(axes[i][k]) for k in pair for i in (0, 1)])
+        directed += [pair[0], pair[0] + n, pair[1], pair[1] + n]
+    packed = torch.tensor(cos_sin, dtype=torch.float32).view(torch.complex128).view(-1)
+    return packed.to(device), torch.tensor(directed, dtype=torch.int64, device=device)
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,16 +391,34 @@ def _axis_score(gx32: torch.Tensor, gy32: torch.Tensor, axes: torch.Tensor, axis
     return gx32 * axes[0].take(index) + gy32 * axes[1].take(index)
 
 
-def _uoctti_bins(gx32: torch.Tensor, gy32: torch.Tensor, squared32: torch.Tensor, num_bins: int, bilinear: bool):
-    """VLFeat's orientation decisions for one gradient per pixel, in its float32 arithmetic.
+def _uoctti_best_bin(gx32: torch.Tensor, gy32: torch.Tensor, num_bins: int) -> torch.Tensor:
+    """VLFeat's hard orientation decision: the directed bin ``(B, 1, h, w)`` int64 of each gradient.
 
     vl_hog_put_image scores the raw gradient against the ``n`` float32 axes ``(cos, sin)(k pi/n)``,
-    keeps the best ``|score|`` (first wins ties) and its sign picks the directed bin ``k`` or
-    ``k + n``; bilinear assignment also keeps the runner-up. Only the two axes adjacent to the
-    gradient angle can win, so we score just those two (found with atan2) instead of all ``n``.
+    keeps the best ``|score|`` (the first axis wins ties) and its sign picks the directed bin
+    ``k`` or ``k + n``. Only the two axes adjacent to the gradient angle can win, so we score just
+    those two (found with atan2), in float32 like VLFeat. Few, cheap ops (no ``where``/``argmax``,
+    both slow on CPU): at 128² the per-op overhead is the cost.
+    """
+    n = num_bins
+    packed, directed = _uoctti_candidate_tables(n, gx32.device)
+    pair = torch.floor(torch.atan2(gy32, gx32) * (n / math.pi)).add_(n).to(torch.int64)  # in [0, 2n]
+    axes = packed.take(pair).view(torch.float32).view(*pair.shape, 4)
+    score_a = gx32 * axes[..., 0] + gy32 * axes[..., 1]
+    score_b = gx32 * axes[..., 2] + gy32 * axes[..., 3]
+    take_b = score_b.abs() > score_a.abs()
+    negative_a = score_a < 0
+    negative = negative_a ^ (take_b & (negative_a ^ (score_b < 0)))
+    return directed.take(pair * 4 + take_b * 2 + negative)
 
-    Returns ``(best_dir, second_dir, best_cos)``: directed bins ``(B, 1, h, w)`` int64 and, when
-    ``bilinear``, the float32 ``|score|`` of the best axis (``second_dir`` is None otherwise).
+
+def _uoctti_bins(gx32: torch.Tensor, gy32: torch.Tensor, num_bins: int):
+    """VLFeat's bilinear orientation decisions for one gradient per pixel, in its float32 arithmetic.
+
+    As :func:`_uoctti_best_bin`, and bilinear assignment also keeps the runner-up.
+
+    Returns ``(best_dir, second_dir, best_cos)``: directed bins ``(B, 1, h, w)`` int64 and the
+    float32 ``|score|`` of the best axis.
     """
     n = num_bins
     axes, _ = _uoctti_tables(n, torch.float32, gx32.device)
@@ -333,8 +431,6 @@ def _uoctti_bins(gx32: torch.Tensor, gy32: torch.Tensor, squared32: torch.Tensor
     best_score = torch.where(take_b, score_b, score_a)
     best_axis = torch.where(take_b, axis_b, axis_a)
     best_dir = torch.where(best_score < 0, best_axis + n, best_axis).to(torch.int64)
-    if not bilinear:
-        return best_dir, None, None
     # The runner-up is one of the best axis' two neighbours. Which one is decided by VLFeat's
     # float32 scores too: right on an axis both are nearly tied, and libvl still gives the
     # winner a weight of up to ~1e-3 there (float32 acos), so guessing the side is not enough.
@@ -362,27 +458,23 @@ def _uoctti_cells(
     """
     n = num_bins
     batch, channels, height, width = image.shape
-    # Pixels that reach no cell are cropped before any work.
+    # Pixels that reach no cell are left out before any work.
     h = _kept_pixels(height - 2, rows, cell_size, 1)
     w = _kept_pixels(width - 2, cols, cell_size, 1)
-    if (h, w) != (height - 2, width - 2):
-        image = image[..., : h + 2, : w + 2]
-    gx = image[:, :, 1:-1, 2:] - image[:, :, 1:-1, :-2]
-    gy = image[:, :, 2:, 1:-1] - image[:, :, :-2, 1:-1]
+    gx, gy = _central_differences(image, 1, h, w)
 
     with torch.no_grad():  # discrete decisions, in VLFeat's float32 arithmetic
         if image.dtype == torch.float32:
             gx32, gy32 = gx.detach(), gy.detach()
         else:
-            image32 = image.detach().to(torch.float32)
-            gx32 = image32[:, :, 1:-1, 2:] - image32[:, :, 1:-1, :-2]
-            gy32 = image32[:, :, 2:, 1:-1] - image32[:, :, :-2, 1:-1]
-        squared32 = gx32 * gx32 + gy32 * gy32
+            gx32, gy32, _ = _differences(image.detach().to(torch.float32), 1, h, w)
         if channels > 1:
-            channel = _strongest_channel(squared32)
+            channel = _strongest_channel(gx32 * gx32 + gy32 * gy32)
             gx32, gy32 = gx32.gather(1, channel), gy32.gather(1, channel)
-            squared32 = squared32.gather(1, channel)
-        best_dir, second_dir, best_cos = _uoctti_bins(gx32, gy32, squared32, n, bilinear)
+        if not bilinear:
+            best_dir = _uoctti_best_bin(gx32, gy32, n)
+        else:
+            best_dir, second_dir, best_cos = _uoctti_bins(gx32, gy32, n)
         if bilinear and vlfeat_rounding:
             # libvl 0.9.21 (disassembled; newer sources normalise the gradient first):
             # angle0 = acosf((float) min(score / max((double) sqrtf(grad2), 1e-10), 1.0)),
@@ -391,7 +483,7 @@ def _uoctti_cells(
             # value bit for bit and differentiate the exact angle (below). torch's float32
             # sqrt/acos are not correctly rounded on CPU, hence float64 then rounding.
             wide = _wide_dtype(image.device)
-            grad32 = squared32.to(wide).sqrt().to(torch.float32).to(wide)
+            grad32 = (gx32 * gx32 + gy32 * gy32).to(wide).sqrt().to(torch.float32).to(wide)
             ratio = best_cos.to(wide) / grad32.clamp(min=1e-10)
             ratio = ratio.clamp(max=1.0).to(torch.float32).to(wide)
             angle32 = torch.acos(ratio).to(torch.float32).to(wide)
@@ -399,12 +491,14 @@ def _uoctti_cells(
 
     if channels > 1:
         gx, gy = gx.gather(1, channel), gy.gather(1, channel)
-    magnitude, nonzero = _safe_magnitude(gx, gy)
+    magnitude = _SafeMagnitude.apply(gx, gy)
+    size = rows * cols
     if not bilinear:
-        return _pool_votes([(best_dir, magnitude)], 2 * n, rows, cols, cell_size, origin=1)
+        return _pool_votes(magnitude, best_dir * size, 2 * n, rows, cols, cell_size, origin=1)
 
     # Angle between the gradient and its best directed bin (VLFeat's acos of the score), as an
     # atan2 whose derivative stays finite when the gradient lies on the bin axis.
+    nonzero = magnitude.detach() > 0
     _, cos_sin = _uoctti_tables(n, image.dtype, image.device)
     cos0, sin0 = cos_sin[0][best_dir], cos_sin[1][best_dir]
     along = torch.where(nonzero, gx * cos0 + gy * sin0, 1.0)
@@ -412,10 +506,11 @@ def _uoctti_cells(
     second_weight = torch.atan2(across.abs(), along.abs()) * (n / math.pi)
     if vlfeat_rounding:  # value of libvl's float32 formula, derivative of the exact angle
         second_weight = second_weight + (vlfeat_second_weight - second_weight.detach())
-    votes = [(best_dir, magnitude * (1.0 - second_weight))]
-    if n > 1:  # with one axis VLFeat's running top-2 never fills its second slot: mass dropped
-        votes.append((second_dir, magnitude * second_weight))
-    return _pool_votes(votes, 2 * n, rows, cols, cell_size, origin=1)
+    if n == 1:  # with one axis VLFeat's running top-2 never fills its second slot: mass dropped
+        return _pool_votes(magnitude * (1.0 - second_weight), best_dir * size, 2 * n, rows, cols, cell_size, origin=1)
+    values = torch.cat((magnitude * (1.0 - second_weight), magnitude * second_weight), dim=1)
+    offsets = torch.cat((best_dir, second_dir), dim=1) * size
+    return _pool_votes(values, offsets, 2 * n, rows, cols, cell_size, origin=1)
 
 
 def _uoctti_normalize(cells: torch.Tensor, num_bins: int) -> torch.Tensor:
@@ -444,6 +539,63 @@ def _uoctti_normalize(cells: torch.Tensor, num_bins: int) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 # Dalal (Chiu & Fritz eq. 1-7)
 # --------------------------------------------------------------------------------------------
+class _DalalVotes(torch.autograd.Function):
+    """Eq. 2-3 per pixel: ``(gx, gy)`` -> the two orientation votes ``(B, 2, h, w)`` (magnitude
+    times the triangular filters of the two bins bracketing the angle) and their bins (int64).
+
+    A hand-written backward through magnitude and angle that is 0 (not NaN) where the gradient
+    vanishes, in a handful of ops (autograd's chain of guarded ``where``s is ~20 ops).
+    """
+
+    @staticmethod
+    def forward(ctx, gx, gy, num_bins: int):
+        n = num_bins
+        magnitude = (gx * gx + gy * gy).sqrt()  # eq. 2
+        # Unsigned orientation in [0, pi]; where the gradient is 0 atan2 is 0 or +-pi: any bin
+        # then gets a zero vote.
+        theta = torch.remainder(torch.atan2(gy, gx), math.pi)
+        if n == 1:  # eq. 3 with a single bin centred at 90 degrees
+            offset = theta - math.pi / 2
+            values = magnitude * (1.0 - offset.abs() / math.pi)
+            bins = torch.zeros_like(values, dtype=torch.int64)
+            # d value / d theta per unit magnitude, and the filter value
+            ctx.save_for_backward(gx, gy, magnitude, offset.sign() * (-1.0 / math.pi), 1.0 - offset.abs() / math.pi)
+        else:
+            # Eq. 3: f_b = clip(1 - |theta - mu_b| * B / 180, 0, 1), mu_b = (b + 1/2) 180 / B,
+            # distance wrapped at 180 degrees. Only the two bins whose centres bracket theta are
+            # nonzero, with weights 1 - frac and frac: we write those two, not all B filters.
+            position = theta * (n / math.pi) - 0.5
+            lower = torch.floor(position)
+            upper_weight = position - lower
+            lower_bin = torch.remainder(lower, n)  # float remainder: int64's is ~10x slower
+            values = torch.cat((magnitude * (1.0 - upper_weight), magnitude * upper_weight), dim=1)
+            bins = torch.cat((lower_bin, lower_bin + 1.0), dim=1).to(torch.int64)
+            bins[:, 1:][bins[:, 1:] == n] = 0
+            ctx.save_for_backward(gx, gy, magnitude, upper_weight)
+        ctx.num_bins = n
+        ctx.mark_non_differentiable(bins)
+        return values, bins
+
+    @staticmethod
+    def backward(ctx, grad_values, _):
+        n = ctx.num_bins
+        if n == 1:
+            gx, gy, magnitude, slope, filter_value = ctx.saved_tensors
+            grad_magnitude = grad_values * filter_value
+            grad_angle = grad_values * slope  # d / d theta, per unit magnitude
+        else:
+            gx, gy, magnitude, upper_weight = ctx.saved_tensors
+            grad_lower, grad_upper = grad_values[:, :1], grad_values[:, 1:]
+            grad_magnitude = grad_lower + (grad_upper - grad_lower) * upper_weight
+            grad_angle = (grad_upper - grad_lower) * (n / math.pi)
+        # d magnitude = (gx dgx + gy dgy) / m, m d theta = (gx dgy - gy dgx) / m; where m = 0 so
+        # are gx and gy, and dividing by 1 there gives 0.
+        inverse = 1.0 / (magnitude + (magnitude == 0))
+        grad_gx = (grad_magnitude * gx - grad_angle * gy) * inverse
+        grad_gy = (grad_magnitude * gy + grad_angle * gx) * inverse
+        return grad_gx, grad_gy, None
+
+
 def _dalal(image: torch.Tensor, cell_size: int, num_bins: int) -> torch.Tensor:
     """Chiu & Fritz eq. 1-7; see :func:`hog`."""
     if image.shape[1] == 3:  # eq. 1
@@ -455,28 +607,9 @@ def _dalal(image: torch.Tensor, cell_size: int, num_bins: int) -> torch.Tensor:
     rows, cols = height // cell_size, width // cell_size
     h, w = _kept_pixels(height, rows, cell_size, 0), _kept_pixels(width, cols, cell_size, 0)
     # [-1, 0, 1] derivative masks; the one-sided border gradient is 0 (as scikit-image's _hog).
-    gx = F.pad(gray[..., :, 2:] - gray[..., :, :-2], (1, 1, 0, 0))[..., :h, :w]
-    gy = F.pad(gray[..., 2:, :] - gray[..., :-2, :], (0, 0, 1, 1))[..., :h, :w]
-    magnitude, nonzero = _safe_magnitude(gx, gy)  # eq. 2
-    # Unsigned orientation in [0, pi); zero-gradient pixels get an arbitrary finite angle.
-    theta = torch.atan2(torch.where(nonzero, gy, 0.0), torch.where(nonzero, gx, 1.0))
-    theta = torch.remainder(theta, math.pi)
-    if num_bins == 1:  # eq. 3 with a single bin centred at 90 degrees
-        votes = [(torch.zeros_like(theta, dtype=torch.int64), magnitude * (1.0 - (theta - math.pi / 2).abs() / math.pi))]
-    else:
-        # Eq. 3: f_b = clip(1 - |theta - mu_b| * B / 180, 0, 1), mu_b = (b + 1/2) 180 / B, distance
-        # wrapped at 180 degrees. Only the two bins whose centres bracket theta are nonzero, with
-        # weights 1 - frac and frac, so we write those two instead of evaluating all B filters.
-        position = theta * (num_bins / math.pi) - 0.5
-        lower = torch.floor(position)
-        upper_weight = position - lower
-        lower_bin = torch.remainder(lower, num_bins)  # float remainder: int64's is ~10x slower
-        upper_bin = torch.where(lower_bin == num_bins - 1, 0.0, lower_bin + 1)
-        votes = [
-            (lower_bin.to(torch.int64), magnitude * (1.0 - upper_weight)),
-            (upper_bin.to(torch.int64), magnitude * upper_weight),
-        ]
-    cells = _pool_votes(votes, num_bins, rows, cols, cell_size, origin=0)  # eq. 5-6
+    gx, gy = _central_differences(gray, 0, h, w)
+    values, bins = _DalalVotes.apply(gx, gy, num_bins)  # eq. 2-3
+    cells = _pool_votes(values, bins * (rows * cols), num_bins, rows, cols, cell_size, origin=0)  # eq. 5-6
     # Eq. 7, robust L2 over the whole descriptor of each image.
     norm = (cells.square().sum(dim=(1, 2, 3), keepdim=True) + DALAL_EPS**2).sqrt()
     return cells / norm
