@@ -85,8 +85,14 @@ def errors(pose, record: dict) -> dict:
     }
 
 
-def run(records, modes, options, *, log=print):
-    """Run every mode on every record; returns ``{(mode, stage): [row, ...]}`` of per-photo rows."""
+def _dump(path, results) -> None:
+    path.write_text(json.dumps({f"{m}/{s}": rows for (m, s), rows in results.items()}, indent=1))
+
+
+def run(records, modes, options, *, log=print, json_path=None):
+    """Run every mode on every record; returns ``{(mode, stage): [row, ...]}`` of per-photo rows.
+    With ``json_path`` the rows so far are rewritten there after every photo (a long run that is
+    stopped keeps what it measured)."""
     cache = CoarseViewCache(max_entries=8)
     results = {(m, s): [] for m in modes for s in STAGES}
     mesh_cache = {}
@@ -126,6 +132,8 @@ def run(records, modes, options, *, log=print):
                 f"rot {coarse['rot_err']:6.1f} -> {final['rot_err']:6.1f}  "
                 f"dist {100 * final['dist_err']:5.1f}%  {result.seconds:5.1f} s "
                 f"(views {views_s:.1f} s)", flush=True)
+        if json_path is not None:
+            _dump(json_path, results)
     return results
 
 
@@ -174,6 +182,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--set", type=Path, default=REPO / "bench" / "data" / "pose_set")
     parser.add_argument("--limit", type=int, default=None, help="use the first N photos only")
+    parser.add_argument("--skip", type=int, default=0, help="leave out the first N photos")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--quick", action="store_true",
                         help="8 photos and fewer refinement iterations (smoke run)")
@@ -206,7 +215,7 @@ def main(argv=None) -> int:
 
         print(f"{args.set}: no pose set yet, building it with Blender (about a minute)", flush=True)
         make_pose_dataset.main(["--out", str(args.set)])
-    records = pose_common.load_index(args.set)
+    records = pose_common.load_index(args.set)[args.skip:]
     limit = args.limit if args.limit is not None else (8 if args.quick else None)
     if limit is not None:
         # spread over the meshes: the set is interleaved (chair, table, stool, car, mug, chair, ...)
@@ -217,7 +226,7 @@ def main(argv=None) -> int:
     elif args.quick:
         options["iterations"] = 15
     started = time.perf_counter()
-    results = run(records, args.modes, options)
+    results = run(records, args.modes, options, json_path=args.json)
     total = time.perf_counter() - started
     table = markdown_table(results, args.modes)
     meshes_table = per_mesh_table(results, args.modes)
@@ -249,8 +258,6 @@ def main(argv=None) -> int:
     if args.markdown is not None:
         args.markdown.write_text(f"{table}\n\nPer mesh (coarse+grad: within 15° / median rotation "
                                  f"error):\n\n{meshes_table}\n\n{info}\n")
-    if args.json is not None:
-        args.json.write_text(json.dumps({f"{m}/{s}": rows for (m, s), rows in results.items()}, indent=1))
     return 0
 
 
