@@ -88,3 +88,22 @@ def test_grabcut_without_opencv_says_how_to_install(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_cv2)
     with pytest.raises(ImportError, match="opencv-python-headless"):
         masks.grabcut_from_box(np.zeros((20, 20, 3)), (2, 2, 10, 10))
+
+
+def test_grabcut_from_mask_recovers_thin_parts_from_a_rough_guess():
+    rng = np.random.default_rng(1)
+    photo = rng.uniform(0.0, 0.3, (80, 100, 3))
+    truth = np.zeros((80, 100), bool)
+    truth[20:30, 20:80] = True  # a table top
+    truth[30:70, 22:26] = True  # and two thin legs
+    truth[30:70, 74:78] = True
+    photo[truth] = (0.9, 0.6, 0.2)
+    guess = np.zeros_like(truth)
+    guess[18:32, 18:82] = True
+    guess[32:72, 21:28] = True
+    guess[32:72, 73:80] = True
+    result = masks.grabcut_from_mask(photo.astype(np.float32), guess, (15, 15, 85, 75))
+    iou = (result & truth).sum() / (result | truth).sum()
+    assert iou > 0.85
+    with pytest.raises(ValueError, match="empty"):
+        masks.grabcut_from_mask(photo, np.zeros_like(truth))

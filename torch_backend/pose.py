@@ -14,8 +14,16 @@ Pipeline (Chiu & Fritz, BMVC 2015, Sec. 4.2, extended to the exact-CAD setting):
    aligned to the mask by a 2-D similarity (centroid, radius of gyration) and rotated in-plane for
    the roll; candidates are scored by silhouette IoU and by HOG similarity inside the object region.
 3. **Refinement.** The best distinct candidates plus their 180 deg (front/back) and mirrored
-   (left/right) twins are refined jointly by gradient ascent through the soft rasterizer, and the
-   best iterate of each start is kept; ``top_k`` distinct poses are returned.
+   (left/right) twins are refined jointly by Adam through the soft rasterizer
+   (:mod:`torch_backend.render`): first all starts for a few steps at low resolution, then the
+   best distinct ones at the working resolution with the blur annealed to 0.4 px (the soft
+   silhouette's 0.5 level is then the exact outline, so distance is not biased). Objective: soft
+   silhouette IoU with the mask, plus -- without a given mask -- unsigned ∇HOG cosine inside the
+   render's own region (a bigger render gains nothing by covering clutter) and the box IoU of the
+   projected mesh. The best iterate of each start is kept; with a mask, near-ties between twins
+   are broken by the ∇HOG cosine; ``top_k`` distinct poses (>= 15 deg apart) are returned.
+
+In box and photo modes the GrabCut mask is recomputed once, seeded by the first estimate's render.
 
 Internally the mesh is scaled by its bounding radius about the origin (so any unit works) and the
 photo is resampled to a working size (longest side ``work_size`` pixels, 160 by default); the
@@ -1005,9 +1013,14 @@ def estimate_pose(
         callback: ``callback(progress in [0, 1], message)``; returning ``False`` raises
             :class:`Cancelled`.
         seed: seeds the (small) random parts; the same seed gives the same result.
-        options: ``use_alpha=True``, ``work_size=160``, ``azimuth_step=10``, ``elevations``,
-            ``rolls``, ``refine=True``, ``iterations``, ``starts``, ``hog_weight``,
-            ``cache`` (a :class:`CoarseViewCache`).
+        options: ``use_alpha=True``; grid: ``azimuth_step=10``, ``elevations``, ``rolls``
+            (degrees); sizes: ``work_size=128`` (polish), ``explore_size=80`` (first steps),
+            ``max_faces=2000`` (vertex-clustering budget); refinement: ``refine=True``,
+            ``starts=4`` (+ twins), ``explore_iterations=12``, ``iterations=20``, ``keep=2``,
+            ``learning_rate=1.0``; weights: ``iou_weight``, ``hog_weight`` (coarse),
+            ``refine_hog_weight``, ``box_weight=0.5``, ``tie_hog_weight=0.1``; ``regrab=True``
+            (box/photo: GrabCut again seeded by the first estimate); ``cache``
+            (a :class:`CoarseViewCache`).
 
     Returns:
         :class:`PoseResult`.
