@@ -54,7 +54,7 @@ def _cheap_status_line() -> tuple[bool, str]:
         version = importlib.metadata.version("torch")
     except importlib.metadata.PackageNotFoundError:
         version = "?"
-    return True, f"PyTorch {version} found (Check for devices)"
+    return True, f"PyTorch {version} found (Check shows the devices)"
 
 
 class GRADHOG_OT_check_torch(bpy.types.Operator):
@@ -214,9 +214,9 @@ class GRADHOG_AddonPreferences(bpy.types.AddonPreferences):
     def draw(self, context):
         layout = self.layout
         ok, line = _cheap_status_line()
-        row = layout.row()
-        row.label(text=line, icon='CHECKMARK' if ok else 'ERROR')
-        row.operator(GRADHOG_OT_check_torch.bl_idname, text="Check", icon='FILE_REFRESH')
+        split = layout.row().split(factor=0.78)
+        split.label(text=line, icon='CHECKMARK' if ok else 'ERROR')
+        split.operator(GRADHOG_OT_check_torch.bl_idname, text="Check", icon='FILE_REFRESH')
 
         job = _install_job
         running = job is not None and job.returncode is None

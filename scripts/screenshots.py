@@ -47,6 +47,8 @@ def driver(argv):
     parser.add_argument("--blender", default=shutil.which("blender") or "blender")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds before giving up")
     parser.add_argument("--keep-log", action="store_true", help="write Blender's output to OUT/blender.log")
+    parser.add_argument("--only-preferences", action="store_true",
+                        help="skip the alignment: only the preferences screenshot and the Install button")
     args = parser.parse_args(argv)
     if shutil.which("xvfb-run") is None:
         sys.exit("screenshots.py: xvfb-run not found (apt-get install xvfb)")
@@ -59,11 +61,13 @@ def driver(argv):
         home.mkdir()
         raw = tmp / "raw"
         raw.mkdir()
+        wheels = helpers.make_probe_wheel(tmp / "wheels").parent
         command = [
             "xvfb-run", "-a", "-s", "-screen 0 1600x1000x24",
             args.blender, "--factory-startup", "--enable-event-simulate", "--window-geometry", "0", "0", "1600", "1000",
             "--python", str(Path(__file__).resolve()), "--",
-            INSIDE_FLAG, str(zip_path), str(torch_folder), str(raw),
+            INSIDE_FLAG, str(zip_path), str(torch_folder), str(raw), str(wheels),
+            "only-preferences" if args.only_preferences else "all",
         ]
         print("running:", " ".join(command), flush=True)
         log_path = args.out / "blender.log" if args.keep_log else tmp / "blender.log"
@@ -76,12 +80,16 @@ def driver(argv):
         if not state.get("ok"):
             print(log[-6000:])
             sys.exit(f"screenshots.py: Blender did not finish (exit {run.returncode}): {state.get('error')}")
-        crop_panel(raw / "after.png", state["sidebar"], args.out / "panel.png")
-        save_png(raw / "before.png", args.out / "align_before.png")
-        save_png(raw / "after.png", args.out / "align_after.png")
+        if not args.only_preferences:
+            crop_panel(raw / "after.png", state["sidebar"], args.out / "panel.png")
+            save_png(raw / "before.png", args.out / "align_before.png")
+            save_png(raw / "after.png", args.out / "align_after.png")
+        save_png(raw / "preferences.png", args.out / "preferences.png")
+        print("Install button (modal, local test wheel):", state.get("install_message"))
         print(json.dumps(state.get("result", {}), indent=1))
-        for name in ("align_before.png", "align_after.png", "panel.png"):
-            print(args.out / name)
+        for name in ("align_before.png", "align_after.png", "panel.png", "preferences.png"):
+            if (args.out / name).exists():
+                print(args.out / name)
 
 
 def save_png(source, target):
@@ -107,7 +115,7 @@ def crop_panel(window_png, sidebar, out_png):
 # Inside Blender (UI mode under Xvfb): a timer-driven sequence of steps.
 # ---------------------------------------------------------------------------------------------
 
-def inside_blender(zip_path, torch_folder, raw_dir):
+def inside_blender(zip_path, torch_folder, raw_dir, wheels_dir, what="all"):
     import importlib
     import math
     import traceback
@@ -283,11 +291,70 @@ def inside_blender(zip_path, torch_folder, raw_dir):
         with bpy.context.temp_override(window=window):
             bpy.ops.screen.screenshot(filepath=os.path.join(raw_dir, "after.png"))
 
+    def preferences_window():
+        return next(w for w in bpy.context.window_manager.windows
+                    if any(a.type == 'PREFERENCES' for a in w.screen.areas))
+
+    @step
+    def open_preferences():
+        import addon_utils
+
+        bpy.context.preferences.active_section = 'ADDONS'
+        bpy.context.window_manager.addon_search = "GradHOG"
+        with bpy.context.temp_override(window=window):
+            bpy.ops.screen.userpref_show()
+
+    @step
+    def expand_addon():
+        import addon_utils
+
+        # The Add-ons list draws from addon_utils' parsed ("fake") modules, not the imported one.
+        addon_utils.modules(refresh=False)
+        fake = addon_utils.addons_fake_modules.get("blender_gradhog")
+        addon_utils.module_bl_info(fake)["show_expanded"] = True
+        for area in preferences_window().screen.areas:
+            area.tag_redraw()
+
+    @step
+    def shot_preferences():
+        with bpy.context.temp_override(window=preferences_window()):
+            bpy.ops.screen.screenshot(filepath=os.path.join(raw_dir, "preferences.png"))
+
+    @step
+    def press_install():
+        # The button's modal path (pip in the background, progress from a timer), fed a tiny local
+        # wheel so that nothing is downloaded and the torch already set up stays untouched.
+        prefs_window = preferences_window()
+        area = next(a for a in prefs_window.screen.areas if a.type == 'PREFERENCES')
+        bpy.context.preferences.addons["blender_gradhog"].preferences.wheels_folder = wheels_dir
+        with bpy.context.temp_override(window=prefs_window, area=area):
+            state["install_invoke"] = sorted(bpy.ops.gradhog.install_torch(
+                'INVOKE_DEFAULT', target=os.path.join(raw_dir, "probe_target"), packages="gradhog_probe"))
+        state["install_started"] = __import__("time").time()
+
+    @step
+    def wait_install():
+        preferences = importlib.import_module("blender_gradhog.preferences")
+        job = preferences._install_job
+        if job is None or job.returncode is None or preferences._last_message.startswith("Installing"):
+            if __import__("time").time() - state["install_started"] > 300:
+                raise RuntimeError("the Install operator did not finish within 300 s")
+            return "again"
+        state["install_message"] = preferences._last_message
+        state["install_progress"] = job.progress
+        if job.returncode != 0:
+            raise RuntimeError(f"Install operator failed: {preferences._last_message}")
+        bpy.context.preferences.addons["blender_gradhog"].preferences.wheels_folder = ""
+
     @step
     def finish():
         state["ok"] = True
         save_state()
         bpy.ops.wm.quit_blender()
+
+    if what == "only-preferences":
+        alignment_steps = {"shot_before", "run_align", "wait_for_result", "shot_after"}
+        steps[:] = [function for function in steps if function.__name__ not in alignment_steps]
 
     def tick():
         try:
@@ -310,6 +377,6 @@ def inside_blender(zip_path, torch_folder, raw_dir):
 if __name__ == "__main__":
     if INSIDE_FLAG in sys.argv:
         index = sys.argv.index(INSIDE_FLAG)
-        inside_blender(*sys.argv[index + 1:index + 4])
+        inside_blender(*sys.argv[index + 1:index + 6])
     else:
         driver(sys.argv[1:])
