@@ -180,6 +180,12 @@ def _kept_pixels(length: int, count: int, cell_size: int, origin: int) -> int:
     return max(0, min(length, (count + 1) * cell_size - cell_size // 2 - origin))
 
 
+def _indicator(compare, a: torch.Tensor, b) -> torch.Tensor:
+    """``compare(a, b)`` as 0/1 in ``a``'s float dtype. On CPU a comparison into a bool tensor,
+    and arithmetic with bools, cost 3-10x a float comparison written with ``out=``."""
+    return compare(a, b, out=torch.empty_like(a))
+
+
 @lru_cache(maxsize=64)
 def _vote_table(
     height: int, width: int, origin: int, rows: int, cols: int, cell_size: int, dtype: torch.dtype, device: torch.device
@@ -328,7 +334,7 @@ class _SafeMagnitude(torch.autograd.Function):
     def backward(ctx, grad):
         gx, gy, magnitude = ctx.saved_tensors
         # Where the magnitude is 0 so are gx and gy: dividing by 1 there gives the 0 we want.
-        scale = grad / (magnitude + (magnitude == 0))
+        scale = grad / (magnitude + _indicator(torch.eq, magnitude, 0))
         return scale * gx, scale * gy
 
 
@@ -402,14 +408,15 @@ def _uoctti_best_bin(gx32: torch.Tensor, gy32: torch.Tensor, num_bins: int) -> t
     """
     n = num_bins
     packed, directed = _uoctti_candidate_tables(n, gx32.device)
-    pair = torch.floor(torch.atan2(gy32, gx32) * (n / math.pi)).add_(n).to(torch.int64)  # in [0, 2n]
-    axes = packed.take(pair).view(torch.float32).view(*pair.shape, 4)
+    pair = torch.floor(torch.atan2(gy32, gx32) * (n / math.pi)).add_(n)  # integers in [0, 2n]
+    axes = packed.take(pair.to(torch.int64)).view(torch.float32).view(*pair.shape, 4)
     score_a = gx32 * axes[..., 0] + gy32 * axes[..., 1]
     score_b = gx32 * axes[..., 2] + gy32 * axes[..., 3]
-    take_b = score_b.abs() > score_a.abs()
-    negative_a = score_a < 0
-    negative = negative_a ^ (take_b & (negative_a ^ (score_b < 0)))
-    return directed.take(pair * 4 + take_b * 2 + negative)
+    # 0/1 floats (exact): candidate 2 take_b + negative of the pair.
+    take_b = _indicator(torch.gt, score_b.abs(), score_a.abs())
+    negative_a = _indicator(torch.lt, score_a, 0)
+    negative = negative_a + take_b * (_indicator(torch.lt, score_b, 0) - negative_a)
+    return directed.take((pair * 4 + take_b * 2 + negative).to(torch.int64))
 
 
 def _uoctti_bins(gx32: torch.Tensor, gy32: torch.Tensor, num_bins: int):
@@ -513,27 +520,80 @@ def _uoctti_cells(
     return _pool_votes(values, offsets, 2 * n, rows, cols, cell_size, origin=1)
 
 
-def _uoctti_normalize(cells: torch.Tensor, num_bins: int) -> torch.Tensor:
+@lru_cache(maxsize=64)
+def _block_sources(rows: int, cols: int, device: torch.device) -> torch.Tensor:
+    """For each of the ``(rows + 1) x (cols + 1)`` 2x2 blocks of the replicate-padded cell grid
+    (see :func:`_uoctti_normalize`), the flat index of the cell behind each of its 4 corners:
+    ``(4 (rows + 1) (cols + 1),)`` int64, corner-major."""
+    y = torch.arange(rows + 1)
+    x = torch.arange(cols + 1)
+    index = [
+        (y + dy - 1).clamp(0, rows - 1)[:, None] * cols + (x + dx - 1).clamp(0, cols - 1)[None, :]
+        for dy in (0, 1)
+        for dx in (0, 1)
+    ]
+    return torch.stack(index).view(-1).to(device)
+
+
+class _UocttiNormalize(torch.autograd.Function):
     """vl_hog_extract for VlHogVariantUoctti: ``(B, 2n, Hc, Wc)`` histograms -> ``(B, 3n+4, Hc, Wc)``.
 
     Each cell is normalised by the L2 norms of the four 2x2 blocks of undirected histograms that
     contain it (replicating the border cells), clipped at 0.2; the four copies are summed and
     halved (the directed and undirected parts), and the clipped undirected copies' L1 norms form
-    the 4 texture channels.
+    the 4 texture channels. A hand-written backward: autograd's through the ~20 small ops costs
+    ~4x the forward at 128².
     """
-    n = num_bins
-    batch, _, rows, cols = cells.shape
-    undirected = cells[:, :n] + cells[:, n:]
-    histograms = torch.cat((cells, undirected), dim=1)  # (B, 3n, Hc, Wc)
-    energy = undirected.square().sum(dim=1, keepdim=True)
-    energy = F.pad(energy, (1, 1, 1, 1), mode="replicate")
-    block = F.avg_pool2d(energy, 2, stride=1) * 4.0  # (B, 1, Hc + 1, Wc + 1), block (i, j) = sum
-    inverse = (block + _UOCTTI_NORM_EPS).rsqrt()
-    # The four blocks around cell (y, x) in unfold's order: up-left, up-right, low-left, low-right.
-    factors = F.unfold(inverse, 2).view(batch, 4, 1, rows, cols)
-    clipped = (histograms.unsqueeze(1) * factors).clamp(max=UOCTTI_CLIP)  # (B, 4, 3n, Hc, Wc)
-    texture = clipped[:, :, 2 * n :].sum(dim=2) * _UOCTTI_TEXTURE_SCALE  # (B, 4, Hc, Wc)
-    return torch.cat((0.5 * clipped.sum(dim=1), texture), dim=1)
+
+    @staticmethod
+    def forward(ctx, cells: torch.Tensor, num_bins: int) -> torch.Tensor:
+        n = num_bins
+        batch, _, rows, cols = cells.shape
+        undirected = cells[:, :n] + cells[:, n:]
+        histograms = torch.cat((cells, undirected), dim=1)  # (B, 3n, Hc, Wc)
+        energy = undirected.square().sum(dim=1, keepdim=True)
+        energy = F.pad(energy, (1, 1, 1, 1), mode="replicate")
+        block = F.avg_pool2d(energy, 2, stride=1) * 4.0  # (B, 1, Hc + 1, Wc + 1), block (i, j) = sum
+        inverse = (block + _UOCTTI_NORM_EPS).rsqrt()
+        # The four blocks around cell (y, x) in unfold's order: up-left, up-right, low-left, low-right.
+        factors = F.unfold(inverse, 2).view(batch, 4, 1, rows, cols)
+        scaled = histograms.unsqueeze(1) * factors  # (B, 4, 3n, Hc, Wc)
+        clipped = scaled.clamp(max=UOCTTI_CLIP)
+        texture = clipped[:, :, 2 * n :].sum(dim=2) * _UOCTTI_TEXTURE_SCALE  # (B, 4, Hc, Wc)
+        ctx.save_for_backward(histograms, factors, inverse, scaled)
+        ctx.num_bins = n
+        return torch.cat((0.5 * clipped.sum(dim=1), texture), dim=1)
+
+    @staticmethod
+    def backward(ctx, grad_features: torch.Tensor):
+        histograms, factors, inverse, scaled = ctx.saved_tensors
+        n = ctx.num_bins
+        batch, _, rows, cols = histograms.shape
+        # d features / d clipped copy q: 0.5 for the histogram channels, plus the texture scale
+        # for the undirected ones; zero where the copy was clipped (as torch's clamp backward).
+        unclipped = _indicator(torch.le, scaled, UOCTTI_CLIP)
+        grad_scaled = unclipped * (0.5 * grad_features[:, : 3 * n]).unsqueeze(1)
+        grad_scaled[:, :, 2 * n :] += unclipped[:, :, 2 * n :] * (
+            _UOCTTI_TEXTURE_SCALE * grad_features[:, 3 * n :]
+        ).unsqueeze(2)
+        grad_histograms = (grad_scaled * factors).sum(dim=1)  # (B, 3n, Hc, Wc)
+        grad_factors = (grad_scaled * histograms.unsqueeze(1)).sum(dim=2)  # (B, 4, Hc, Wc)
+        grad_inverse = F.fold(grad_factors.view(batch, 4, rows * cols), (rows + 1, cols + 1), 2)
+        grad_block = grad_inverse * inverse.pow(3) * -0.5  # d rsqrt(x) = -x^(-3/2) / 2
+        # Each block sums 4 (replicated) cells' energies: add its gradient back to those cells.
+        sources = _block_sources(rows, cols, histograms.device)
+        grad_energy = grad_block.new_zeros(batch, rows * cols).index_add_(
+            1, sources, grad_block.view(batch, -1).repeat(1, 4)
+        )
+        undirected = histograms[:, 2 * n :]
+        grad_undirected = grad_histograms[:, 2 * n :] + 2.0 * undirected * grad_energy.view(batch, 1, rows, cols)
+        return grad_histograms[:, : 2 * n] + grad_undirected.repeat(1, 2, 1, 1), None
+
+
+def _uoctti_normalize(cells: torch.Tensor, num_bins: int) -> torch.Tensor:
+    """vl_hog_extract (UoCTTI): ``(B, 2n, Hc, Wc)`` histograms -> ``(B, 3n+4, Hc, Wc)``; see
+    :class:`_UocttiNormalize`."""
+    return _UocttiNormalize.apply(cells, num_bins)
 
 
 # --------------------------------------------------------------------------------------------
@@ -568,9 +628,9 @@ class _DalalVotes(torch.autograd.Function):
             lower = torch.floor(position)
             upper_weight = position - lower
             lower_bin = torch.remainder(lower, n)  # float remainder: int64's is ~10x slower
+            upper_bin = lower_bin + 1.0 - n * _indicator(torch.eq, lower_bin, n - 1)
             values = torch.cat((magnitude * (1.0 - upper_weight), magnitude * upper_weight), dim=1)
-            bins = torch.cat((lower_bin, lower_bin + 1.0), dim=1).to(torch.int64)
-            bins[:, 1:][bins[:, 1:] == n] = 0
+            bins = torch.cat((lower_bin, upper_bin), dim=1).to(torch.int64)
             ctx.save_for_backward(gx, gy, magnitude, upper_weight)
         ctx.num_bins = n
         ctx.mark_non_differentiable(bins)
@@ -590,7 +650,7 @@ class _DalalVotes(torch.autograd.Function):
             grad_angle = (grad_upper - grad_lower) * (n / math.pi)
         # d magnitude = (gx dgx + gy dgy) / m, m d theta = (gx dgy - gy dgx) / m; where m = 0 so
         # are gx and gy, and dividing by 1 there gives 0.
-        inverse = 1.0 / (magnitude + (magnitude == 0))
+        inverse = 1.0 / (magnitude + _indicator(torch.eq, magnitude, 0))
         grad_gx = (grad_magnitude * gx - grad_angle * gy) * inverse
         grad_gy = (grad_magnitude * gy + grad_angle * gx) * inverse
         return grad_gx, grad_gy, None
