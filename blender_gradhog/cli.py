@@ -4,7 +4,9 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from torch_backend import cli as torch_cli
+from . import _backend
+
+torch_cli = _backend.load("cli")
 
 # ``align`` imports bpy only when it runs, so ``gradhog hog`` works without Blender installed.
 BLENDER_SUBCOMMAND_MODULES = ("blender_gradhog.cli_align",)

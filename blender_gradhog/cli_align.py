@@ -16,7 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from torch_backend.cli import CliError
+from . import _backend
+
+CliError = _backend.load("cli").CliError
 
 MESH_FORMATS = (".obj", ".ply", ".stl", ".gltf", ".glb", ".fbx", ".off")
 BPY_MISSING = "needs Blender as a Python module: pip install bpy==5.0.1 (Python 3.11)"
