@@ -14,14 +14,17 @@ Two variants, both batch-first ``(B, C, H, W)``, float32 or float64, on any devi
   and one global robust L2 normalisation (eq. 7, see :data:`DALAL_EPS`).
 
 Every step is a tensor expression (no Python loops over pixels). Each pixel votes for one or two
-orientation bins; the bilinear spatial vote is separable: along x a pixel meets only two cells,
-so that pass is a single ``scatter_add`` of the sparse votes into ``c``-times narrower rows (no
-dense ``bins x H x W`` image is ever built; its backward is a ``gather``), and the y pass is a
-stride-``c`` triangle filter on the dense, small result, written as one GEMM. On CUDA,
-``scatter_add`` sums in a nondeterministic order (float rounding-level differences between runs).
-Gradients are finite everywhere (zero-gradient pixels, constant images, exact bin boundaries):
-square roots and arc-tangents are evaluated on guarded arguments and their derivative is taken
-as 0 where the magnitude vanishes.
+orientation bins, and the bilinear spatial vote of eq. 5-6 reaches only the 2x2 cells around it,
+so all of the voting is one ``scatter_add`` of ``4`` weighted votes per (pixel, bin) into the cell
+grid, with index/weight tables cached per image size (no dense ``bins x H x W`` image is ever
+built; the backward is one ``gather``). At small sizes the cost is per-op overhead, not
+arithmetic: the hot steps (central differences, magnitude, dalal's polar votes, spatial voting,
+UoCTTI block normalisation) are ``torch.autograd.Function``s with hand-written backward passes,
+and the discrete decisions avoid ``where``/``argmax``/bool masks (each several times a ``mul``
+on CPU). On CUDA, ``scatter_add`` sums in a nondeterministic order (float rounding-level
+differences between runs). Gradients are finite everywhere (zero-gradient pixels, constant
+images, exact bin boundaries): the derivatives of the magnitude and angle are taken as 0 where
+the magnitude vanishes.
 """
 from __future__ import annotations
 
@@ -217,29 +220,63 @@ def _vote_table(
     return index.reshape(shape).to(device), weight.reshape(shape).to(dtype=dtype, device=device)
 
 
-class _ScatterVotes(torch.autograd.Function):
-    """Bilinear spatial voting (eq. 5-6): ``(B, V, P)`` pixel votes -> ``(B, K * rows * cols)`` cells.
+def _scatter_votes(values, offsets, cell_index, cell_weight, grid) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward of :class:`_ScatterVotes`: ``(cells (B, K, rows, cols), flat vote index)``."""
+    batch = values.shape[0]
+    index = (offsets + cell_index).view(batch, -1)  # (B, V * 4 * P)
+    spread = (values.unsqueeze(2) * cell_weight).view(batch, -1)
+    cells = values.new_zeros(batch, *grid)
+    cells.view(batch, -1).scatter_add_(1, index, spread)
+    return cells, index
 
-    ``offsets`` (``(B, V, P)`` int64) is each vote's channel times ``rows * cols``; the 4 spatial
-    votes per pixel come from :func:`_vote_table`. One ``scatter_add`` forward; the backward is one
-    ``gather`` (autograd's would add a broadcast-reduction and full-size zero fills).
+
+def _gather_votes(grad_cells, index, cell_weight, votes: int) -> torch.Tensor:
+    """Backward of :class:`_ScatterVotes`: ``(B, K, rows, cols)`` -> ``(B, V, P)``."""
+    batch = grad_cells.shape[0]
+    grad_spread = grad_cells.reshape(batch, -1).gather(1, index).view(batch, votes, 4, -1)
+    return (grad_spread * cell_weight).sum(dim=2)
+
+
+class _ScatterVotes(torch.autograd.Function):
+    """Bilinear spatial voting (eq. 5-6): ``(B, V, P)`` pixel votes -> ``(B, K, rows, cols)`` cells.
+
+    ``offsets`` (``(B, V, 1, P)`` int64) is each vote's channel times ``rows * cols``; the 4
+    spatial votes per pixel come from :func:`_vote_table`. One ``scatter_add`` forward; the
+    backward is one ``gather`` (autograd's would add a broadcast-reduction and full-size zero fills).
     """
 
     @staticmethod
-    def forward(ctx, values, offsets, cell_index, cell_weight, size: int):
-        batch, votes, pixels = values.shape
-        index = (offsets.unsqueeze(2) + cell_index).view(batch, -1)  # (B, V * 4 * P)
-        spread = (values.unsqueeze(2) * cell_weight).view(batch, -1)
+    def forward(ctx, values, offsets, cell_index, cell_weight, grid):
+        cells, index = _scatter_votes(values, offsets, cell_index, cell_weight, grid)
         ctx.save_for_backward(index, cell_weight)
-        ctx.votes = votes
-        return values.new_zeros(batch, size).scatter_add_(1, index, spread)
+        ctx.votes = values.shape[1]
+        return cells
 
     @staticmethod
     def backward(ctx, grad_cells):
         index, cell_weight = ctx.saved_tensors
-        batch = grad_cells.shape[0]
-        grad_spread = grad_cells.gather(1, index).view(batch, ctx.votes, 4, -1)
-        return (grad_spread * cell_weight).sum(dim=2), None, None, None, None
+        return _gather_votes(grad_cells, index, cell_weight, ctx.votes), None, None, None, None
+
+
+class _MagnitudeVotes(torch.autograd.Function):
+    """:class:`_ScatterVotes` of the gradient magnitudes ``sqrt(gx² + gy²)`` (``(B, 1, h, w)``
+    each), in one autograd node; the derivative is 0 (not NaN) where the gradient vanishes."""
+
+    @staticmethod
+    def forward(ctx, gx, gy, offsets, cell_index, cell_weight, grid):
+        batch = gx.shape[0]
+        magnitude = (gx * gx + gy * gy).sqrt()
+        cells, index = _scatter_votes(magnitude.view(batch, 1, -1), offsets, cell_index, cell_weight, grid)
+        ctx.save_for_backward(gx, gy, magnitude, index, cell_weight)
+        return cells
+
+    @staticmethod
+    def backward(ctx, grad_cells):
+        gx, gy, magnitude, index, cell_weight = ctx.saved_tensors
+        grad = _gather_votes(grad_cells, index, cell_weight, 1).view(gx.shape)
+        # Where the magnitude is 0 so are gx and gy: dividing by 1 there gives the 0 we want.
+        scale = grad / (magnitude + _indicator(torch.eq, magnitude, 0))
+        return scale * gx, scale * gy, None, None, None, None
 
 
 def _pool_votes(values, offsets, channels: int, rows: int, cols: int, cell_size: int, origin: int) -> torch.Tensor:
@@ -259,11 +296,10 @@ def _pool_votes(values, offsets, channels: int, rows: int, cols: int, cell_size:
     """
     batch, votes, height, width = values.shape
     cell_index, cell_weight = _vote_table(height, width, origin, rows, cols, cell_size, values.dtype, values.device)
-    cells = _ScatterVotes.apply(
+    return _ScatterVotes.apply(
         values.reshape(batch, votes, -1), offsets.reshape(batch, votes, 1, -1), cell_index, cell_weight,
-        channels * rows * cols,
+        (channels, rows, cols),
     )
-    return cells.view(batch, channels, rows, cols)
 
 
 def _differences(image: torch.Tensor, origin: int, height: int, width: int):
@@ -354,8 +390,9 @@ def _uoctti_candidate_tables(num_bins: int, device: torch.device):
     """For each ``floor(atan2(gy, gx) n / pi) + n`` in ``[0, 2n]``, the two axes adjacent to the
     angle, the one VLFeat prefers on a tie (the lower index: its loop keeps the first best) first:
     their float32 ``(cos_a, sin_a, cos_b, sin_b)`` packed as one complex128 per entry (one
-    ``take`` fetches all four), ``(2n + 1,)``; and the directed bins ``(+a, -a, +b, -b)`` of the
-    four candidates, ``(2n + 1) * 4`` int64."""
+    ``take`` fetches all four), ``(2n + 1,)`` (``(2n + 1, 4)`` float32 on MPS, which has no
+    complex128); and the directed bins ``(+a, -a, +b, -b)`` of the four candidates,
+    ``(2n + 1) * 4`` int64."""
     n = num_bins
     axes, _ = _uoctti_tables(n, torch.float32, torch.device("cpu"))
     cos_sin, directed = [], []
@@ -365,7 +402,9 @@ def _uoctti_candidate_tables(num_bins: int, device: torch.device):
             pair = pair[::-1]
         cos_sin.append([float(axes[i][k]) for k in pair for i in (0, 1)])
         directed += [pair[0], pair[0] + n, pair[1], pair[1] + n]
-    packed = torch.tensor(cos_sin, dtype=torch.float32).view(torch.complex128).view(-1)
+    packed = torch.tensor(cos_sin, dtype=torch.float32)
+    if device.type != "mps":
+        packed = packed.view(torch.complex128).view(-1)
     return packed.to(device), torch.tensor(directed, dtype=torch.int64, device=device)
 
 
@@ -409,7 +448,10 @@ def _uoctti_best_bin(gx32: torch.Tensor, gy32: torch.Tensor, num_bins: int) -> t
     n = num_bins
     packed, directed = _uoctti_candidate_tables(n, gx32.device)
     pair = torch.floor(torch.atan2(gy32, gx32) * (n / math.pi)).add_(n)  # integers in [0, 2n]
-    axes = packed.take(pair.to(torch.int64)).view(torch.float32).view(*pair.shape, 4)
+    if packed.dtype == torch.complex128:
+        axes = packed.take(pair.to(torch.int64)).view(torch.float32).view(*pair.shape, 4)
+    else:
+        axes = packed.index_select(0, pair.to(torch.int64).view(-1)).view(*pair.shape, 4)
     score_a = gx32 * axes[..., 0] + gy32 * axes[..., 1]
     score_b = gx32 * axes[..., 2] + gy32 * axes[..., 3]
     # 0/1 floats (exact): candidate 2 take_b + negative of the pair.
@@ -498,10 +540,12 @@ def _uoctti_cells(
 
     if channels > 1:
         gx, gy = gx.gather(1, channel), gy.gather(1, channel)
-    magnitude = _SafeMagnitude.apply(gx, gy)
     size = rows * cols
     if not bilinear:
-        return _pool_votes(magnitude, best_dir * size, 2 * n, rows, cols, cell_size, origin=1)
+        cell_index, cell_weight = _vote_table(h, w, 1, rows, cols, cell_size, gx.dtype, gx.device)
+        offsets = (best_dir * size).view(batch, 1, 1, -1)
+        return _MagnitudeVotes.apply(gx, gy, offsets, cell_index, cell_weight, (2 * n, rows, cols))
+    magnitude = _SafeMagnitude.apply(gx, gy)
 
     # Angle between the gradient and its best directed bin (VLFeat's acos of the score), as an
     # atan2 whose derivative stays finite when the gradient lies on the bin axis.
