@@ -694,6 +694,7 @@ def _coarse_search(
     weights: Dict[str, float],
     check: Callable[[float, str], None],
     box: Optional[Sequence[float]] = None,
+    hog_rolls: int = 3,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Score every (view, roll) aligned to the photo; return ``(scores (N*R,), params (N*R, 6))``
     with params in normalised mesh units (az, el, dist, roll, shift_x, shift_y).
@@ -728,7 +729,11 @@ def _coarse_search(
         count = stop - start
         radii = views.radii[start:stop].repeat_interleave(n_rolls, 0)
         grid = _patch_grid(views.centroids[start:stop].repeat_interleave(n_rolls, 0), radii, roll_t.repeat(count), (vh, vw))
-        stack = torch.stack([views.silhouettes[start:stop], views.images[start:stop]], 1).repeat_interleave(n_rolls, 0)
+        if w_hog > 0:
+            stack = torch.stack([views.silhouettes[start:stop], views.images[start:stop]], 1)
+        else:  # silhouettes only: half the sampling
+            stack = views.silhouettes[start:stop, None]
+        stack = stack.repeat_interleave(n_rolls, 0)
         patches = F.grid_sample(stack, grid, align_corners=False, padding_mode="zeros")
         if shared_patch is not None:
             photo_patch = shared_patch.expand(patches.shape[0], -1, -1, -1)
@@ -736,14 +741,21 @@ def _coarse_search(
             photo_grid = _patch_grid(centres[start:stop].reshape(-1, 2), radii * scale[start:stop].reshape(-1), torch.zeros(count * n_rolls), (height, width))
             photo_patch = F.grid_sample(photo_stack.expand(count * n_rolls, -1, -1, -1), photo_grid, align_corners=False, padding_mode="zeros")
         score = w_iou * _soft_iou(patches[:, 0], photo_patch[:, 0])
-        if w_hog > 0:
-            hog_view = _hog_cells(patches[:, 1])
-            hog_photo = _hog_cells(photo_patch[:, 1]) if shared_patch is None else _hog_cells(shared_patch[:, 1]).expand_as(hog_view)
-            cells = hog_view.shape[-2:]
-            region = torch.maximum(F.adaptive_avg_pool2d(photo_patch[:, :1], cells), F.adaptive_avg_pool2d(patches[:, :1], cells))[:, 0]
-            score = score + w_hog * _masked_cosine(hog_view, hog_photo, (region > 0.05).to(hog_view.dtype))
         if box_iou is not None and w_box > 0:
             score = score + w_box * box_iou[start:stop].reshape(-1)
+        if w_hog > 0:
+            # HOG (the costly part) only for each view's best few rolls by the cheap cues: the
+            # outline fixes the roll well; HOG is needed to tell the views apart.
+            top = min(hog_rolls, n_rolls)
+            best_rolls = torch.topk(score.view(count, n_rolls), top, dim=1).indices
+            picked = (best_rolls + torch.arange(count)[:, None] * n_rolls).reshape(-1)
+            hog_view = _hog_cells(patches[picked, 1])
+            hog_photo = _hog_cells(photo_patch[picked, 1]) if shared_patch is None else _hog_cells(shared_patch[:, 1]).expand_as(hog_view)
+            cells = hog_view.shape[-2:]
+            region = torch.maximum(F.adaptive_avg_pool2d(photo_patch[picked, :1], cells), F.adaptive_avg_pool2d(patches[picked, :1], cells))[:, 0]
+            hog_sim = torch.full_like(score, -1.0)
+            hog_sim[picked] = _masked_cosine(hog_view, hog_photo, (region > 0.05).to(hog_view.dtype))
+            score = score + w_hog * hog_sim
         scores[start:stop] = (score / total).view(count, n_rolls)
     params = _similarity_to_params(views, centres, scale, roll_t, cam)
     return scores.reshape(-1), params.reshape(-1, 6)
