@@ -263,3 +263,13 @@ def test_mask_mode_procedural_meshes_slow(name):
         best = min(azimuth_error(p.azimuth, true.azimuth) for p, _ in result.candidates)
         errors.append(best)
     assert np.median(errors) < 5.0
+
+
+def test_torch_photo_uint8_photo_and_device_argument(mask_case, chair, cache):
+    vertices, faces, _ = chair
+    true, photo, mask, _ = mask_case
+    as_tensor = torch.from_numpy(photo).permute(2, 0, 1)
+    as_uint8 = np.round(photo * 255).astype(np.uint8)
+    for image in (as_tensor, as_uint8):
+        result = estimate_pose(image, vertices, faces, INTRINSICS, mask=mask, cache=cache, refine=False, device="cpu")
+        assert azimuth_error(result.pose.azimuth, true.azimuth) <= 10.0
