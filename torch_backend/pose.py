@@ -160,35 +160,27 @@ class _Cam:
     width: int
     height: int
 
-    @property
-    def fit_pixels(self) -> float:
-        """Pixels along the axis the sensor size applies to (Blender's sensor fit)."""
-        return float(self.width if self._horizontal else self.height)
+    def intrinsics(self) -> "Intrinsics":
+        """The same camera as :class:`torch_backend.camera.Intrinsics` (which owns the pixel maths)."""
+        from .camera import Intrinsics
+
+        return Intrinsics(self.lens_mm, self.sensor_width_mm, self.sensor_height_mm, self.sensor_fit,
+                          self.shift_x, self.shift_y, (self.width, self.height))
 
     @property
-    def _horizontal(self) -> bool:
-        if self.sensor_fit == "HORIZONTAL":
-            return True
-        if self.sensor_fit == "VERTICAL":
-            return False
-        return self.width >= self.height
+    def fit_pixels(self) -> float:
+        """Pixels spanned by the fitted sensor size (Blender's sensor fit; also the lens-shift unit)."""
+        return float(self.intrinsics().fit_span_px)
 
     @property
     def focal_pixels(self) -> float:
-        if self.sensor_fit == "VERTICAL":
-            sensor = self.sensor_height_mm
-        else:  # AUTO applies the sensor width to the larger side; HORIZONTAL to the width
-            sensor = self.sensor_width_mm
-        return self.lens_mm / sensor * self.fit_pixels
+        return float(self.intrinsics().tensors(torch.float64)["focal_px"])
 
     @property
     def principal_point(self) -> Tuple[float, float]:
         """Where the optical axis (and so the mesh origin) lands, in continuous pixel coordinates."""
-        shift_scale = float(max(self.width, self.height)) if self.sensor_fit == "AUTO" else self.fit_pixels
-        return (
-            self.width / 2.0 - self.shift_x * shift_scale,
-            self.height / 2.0 + self.shift_y * shift_scale,
-        )
+        centre = self.intrinsics().tensors(torch.float64)
+        return float(centre["cx"]), float(centre["cy"])
 
     def scaled(self, width: int, height: int) -> "_Cam":
         return dataclasses.replace(self, width=int(width), height=int(height))
@@ -261,14 +253,11 @@ def _resolve_intrinsics(intrinsics: Any, *, name: str = "camera_intrinsics") -> 
 def _project(points: torch.Tensor, params: torch.Tensor, cam: _Cam) -> Tuple[torch.Tensor, torch.Tensor]:
     """Project ``(N, 3)`` points for ``(B, 6)`` poses (az, el, dist, roll deg; shift_x, shift_y) with
     :mod:`torch_backend.camera` (THE convention). Returns ``(B, N, 2)`` pixels and ``(B, N)`` depths."""
-    from .camera import Intrinsics, project_camera_points, transform_points, world_to_camera
+    from .camera import project_camera_points, transform_points, world_to_camera
 
     view = world_to_camera(params[:, 0], params[:, 1], params[:, 2], params[:, 3])
     points_cam = transform_points(points.to(params.dtype), view)
-    intrinsics = Intrinsics(
-        cam.lens_mm, cam.sensor_width_mm, cam.sensor_height_mm, cam.sensor_fit,
-        params[:, 4], params[:, 5], (cam.width, cam.height),
-    )
+    intrinsics = cam.intrinsics().replace(shift_x=params[:, 4], shift_y=params[:, 5])
     return project_camera_points(points_cam, intrinsics)
 
 
@@ -774,9 +763,8 @@ def _similarity_to_params(views: _ViewSet, centres: torch.Tensor, scale: torch.T
     ox, oy = offset[:, 0, None], offset[:, 1, None]
     px = centres[..., 0] + scale * (cos_a * ox - sin_a * oy)
     py = centres[..., 1] + scale * (sin_a * ox + cos_a * oy)
-    shift_scale = float(max(cam.width, cam.height)) if cam.sensor_fit == "AUTO" else cam.fit_pixels
-    shift_x = (cam.width / 2.0 - px) / shift_scale
-    shift_y = (py - cam.height / 2.0) / shift_scale
+    shift_x = (cam.width / 2.0 - px) / cam.fit_pixels
+    shift_y = (py - cam.height / 2.0) / cam.fit_pixels
     distance = views.params[:, 2, None] * (cam.focal_pixels / views.cam.focal_pixels) / scale
     out = torch.empty(n, rolls.shape[0], 6)
     out[..., 0] = views.params[:, 0, None]
