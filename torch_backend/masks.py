@@ -131,18 +131,11 @@ def grabcut_from_box(
     Raises:
         ImportError: OpenCV is not installed (the message says how to install it).
     """
-    try:
-        import cv2
-    except ImportError:
-        raise ImportError(
-            "box mode needs OpenCV for GrabCut: pip install 'opencv-python-headless<4.12'"
-        ) from None
+    cv2 = _import_cv2()
     photo = np.asarray(photo)
     height, width = photo.shape[:2]
     x0, y0, x1, y1 = validate_box(bbox, (height, width))
-    rgb = photo[..., :3]
-    if rgb.dtype != np.uint8:
-        rgb = np.round(np.clip(rgb.astype(np.float32), 0, 1) * 255).astype(np.uint8)
+    rgb = _as_uint8_rgb(photo)
     if rgb.ndim == 2 or rgb.shape[-1] == 1:
         rgb = np.repeat(rgb.reshape(height, width, 1), 3, axis=-1)
     scale = min(1.0, max_side / max(height, width))
@@ -194,12 +187,7 @@ def grabcut_from_mask(
     Returns:
         ``(H, W)`` bool mask; the guess itself when GrabCut fails or returns almost nothing.
     """
-    try:
-        import cv2
-    except ImportError:
-        raise ImportError(
-            "box mode needs OpenCV for GrabCut: pip install 'opencv-python-headless<4.12'"
-        ) from None
+    cv2 = _import_cv2()
     photo = np.asarray(photo)
     height, width = photo.shape[:2]
     guess = np.asarray(guess) != 0
@@ -207,9 +195,7 @@ def grabcut_from_mask(
         raise ValueError(f"grabcut_from_mask: guess {guess.shape} differs from the photo {(height, width)}")
     if not guess.any():
         raise ValueError("grabcut_from_mask: the guess is empty")
-    rgb = photo[..., :3]
-    if rgb.dtype != np.uint8:
-        rgb = np.round(np.clip(rgb.astype(np.float32), 0, 1) * 255).astype(np.uint8)
+    rgb = _as_uint8_rgb(photo)
     scale = min(1.0, max_side / max(height, width))
     small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
     small = cv2.resize(np.ascontiguousarray(rgb), (small_w, small_h), interpolation=cv2.INTER_AREA)
@@ -234,6 +220,25 @@ def grabcut_from_mask(
     if foreground.sum() < 0.2 * small_guess.sum():
         return guess
     return _upscale(foreground, (height, width))
+
+
+def _import_cv2():
+    """OpenCV, imported only when GrabCut runs (it is an optional dependency)."""
+    try:
+        import cv2
+    except ImportError:
+        raise ImportError(
+            "box mode needs OpenCV for GrabCut: pip install 'opencv-python-headless<4.12'"
+        ) from None
+    return cv2
+
+
+def _as_uint8_rgb(photo: np.ndarray) -> np.ndarray:
+    """The photo's colour channels as uint8 (GrabCut's input type); floats are taken in [0, 1]."""
+    rgb = photo[..., :3]
+    if rgb.dtype != np.uint8:
+        rgb = np.round(np.clip(rgb.astype(np.float32), 0, 1) * 255).astype(np.uint8)
+    return rgb
 
 
 def _upscale(mask: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
