@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from torch_backend.hog import hog, hog_glyphs  # noqa: E402
 from torch_backend.images import load_image, save_image  # noqa: E402
-from torch_backend.invert import OUTPUT_STD, PRIOR_MEAN, PRIOR_STD, hog_pyramid, reconstruct  # noqa: E402
+from torch_backend.invert import OUTPUT_BLUR, OUTPUT_STD, PRIOR_MEAN, PRIOR_STD, hog_pyramid, reconstruct  # noqa: E402
 from torch_backend.metrics import cross_correlation, mutual_information, ssim  # noqa: E402
 
 PAPER_ROWS = [  # Table 2 of the seed paper: Caltech-101 reconstruction set of Kato & Harada, 128 x 128.
@@ -53,12 +53,12 @@ NOTES = """
   trends are comparable, not third digits. The paper does not state its MI convention; ours is the
   plug-in estimate on 256 gray levels in nats (what `sklearn.metrics.mutual_info_score` gives on two
   8-bit images), which is strongly biased upwards and grows with the spread of the gray-level
-  histogram: our outputs have a narrow gray-level spread (std 0.075), so our MI is not comparable to
+  histogram: our outputs have a narrow gray-level spread (std 0.09), so our MI is not comparable to
   the paper's 1.9 even where CC and SSIM are (A8 shows the effect of a wider output).
 * **Intensity.** HOG carries neither the mean gray value nor the global contrast (UoCTTI's signed
   channels do carry the gradient sign, so CC is meaningful; Dalal-HOG is unsigned, so an image and its
   negative have the same descriptor and CC is ~0 by symmetry, whatever the method). Our outputs take
-  mean 0.47 and std 0.075 from the disjoint calibration crops (the std that maximised their SSIM:
+  mean 0.47 and std 0.09 from the disjoint calibration crops (the std that maximised their SSIM:
   an uncertain estimate is best shown with less contrast than the natural 0.11), never from the scored
   image. CC is invariant to that choice; SSIM and MI are not: A8 and the oracle row D show how much.
 * **Methods.** *single*: full resolution only. *multi-scale*: 1/8, 1/4, 1/2, 1 linear scales against
@@ -69,7 +69,27 @@ NOTES = """
   decaying, Adam instead of dogleg, 300 steps of 0.03); A2 adds the fixed-contrast prior; A3/A4 are the Poisson start
   from the signed channels alone (1 step), without/with the block-norm (contrast) recovery from the
   texture channels; A5 drops the soft orientation gradient; A6 uses the paper-style decaying ξ; A7 adds
-  a restart; A8 returns the natural prior std instead of the SSIM-calibrated one. The defaults were chosen on the 6 calibration crops (never scored here).
+  a restart; A8 returns the natural prior std instead of the SSIM-calibrated one; A9 drops the output
+  blur (Gaussian σ 1 px before the final re-scaling; it removes pixel-scale detail that 8-pixel HOG
+  cells do not determine) and returns std 0.075 as before it was added. The defaults were chosen on the 6 calibration crops (never scored here): the blur σ 1.0 and
+  std 0.09 by the calibration crops' mean SSIM over σ 0…2 px × std 0.05…0.12 (0.521 → 0.533).
+  A9 reproduces the previous default exactly. Note that with the blur, A8 (std 0.11) scores a higher
+  SSIM here than the calibrated 0.09: the calibration crops prefer less contrast than these crops do;
+  the default was left as calibrated, since picking it here would tune on the benchmark.
+* **Tried and rejected** (same protocol: chosen on the calibration crops, then scored once here):
+  *local contrast matching* — each pixel's deviation from its local mean (Gaussian σ 10 px) re-scaled
+  towards the undirected cell gradient magnitude recovered from the texture channels, which do not
+  cancel in textured cells as the signed channels do. Calibration SSIM 0.521 → 0.530, but here CC
+  0.771 → 0.759 and SSIM 0.420 → 0.422: it boosts texture whose local structure the reconstruction
+  gets wrong (the calibration crops are all textures). Not in the code. After that first look the
+  output blur was tried instead, its σ and std again chosen on the calibration crops alone; this table
+  is the second (and last) time the benchmark crops were scored in this round.
+* **Why multi-scale loses** (calibration crops, diagnostic): the Poisson start from the 1/8-scale
+  descriptor, upsampled, is about as good as the full-resolution one (CC 0.59 vs 0.67), but the 100
+  descent steps at the coarse scales (cell sizes 1, 2, 4 px on 16…64 px images) move it away from the
+  original (multi-scale output CC 0.55, multi-scale-more 0.58): at 1-pixel cells HOG constrains little
+  and the given full-resolution descriptor is not the HOG of the down-sampled image. A full-resolution
+  Poisson start followed by full-resolution descent (our single scale) avoids both.
 * **Time** is wall-clock on a 2-core machine shared with other jobs (load varied during the run): treat
   it as an upper bound.
 """
@@ -101,6 +121,8 @@ ABLATION_ROWS = [
     ("UoCTTI", "A7 default with 2 restarts (best HOG distance)", "uoctti", False, "single", dict(restarts=2)),
     ("UoCTTI", "A8 default returned at the prior std 0.11 (no SSIM-calibrated shrinkage)", "uoctti", False,
      "single", dict(output_std=PRIOR_STD)),
+    ("UoCTTI", "A9 default without the output blur, at std 0.075 (the defaults before the blur was added)",
+     "uoctti", False, "single", dict(output_blur=0.0, output_std=0.075)),
 ]
 
 
