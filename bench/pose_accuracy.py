@@ -89,10 +89,11 @@ def _dump(path, results) -> None:
     path.write_text(json.dumps({f"{m}/{s}": rows for (m, s), rows in results.items()}, indent=1))
 
 
-def run(records, modes, options, *, log=print, json_path=None):
+def run(records, modes, options, *, log=print, json_path=None, first_index=0):
     """Run every mode on every record; returns ``{(mode, stage): [row, ...]}`` of per-photo rows.
     With ``json_path`` the rows so far are rewritten there after every photo (a long run that is
-    stopped keeps what it measured)."""
+    stopped keeps what it measured). ``first_index`` is the set index of ``records[0]``: box jitter
+    is seeded by a photo's place in the whole set, so split runs (``--skip``) see the same boxes."""
     cache = CoarseViewCache(max_entries=8)
     results = {(m, s): [] for m in modes for s in STAGES}
     mesh_cache = {}
@@ -107,7 +108,7 @@ def run(records, modes, options, *, log=print, json_path=None):
             if mode == "mask":
                 kwargs["mask"] = mask
             elif mode == "box":
-                kwargs["bbox"] = jittered_box(record, seed=number)
+                kwargs["bbox"] = jittered_box(record, seed=first_index + number)
             result = estimate_pose(photo, vertices, faces, intrinsics_of(record), seed=0,
                                    cache=cache, **kwargs, **options)
             # gradient stage = explore (all starts, low resolution) + refine (incl. any re-segmentation)
@@ -226,7 +227,7 @@ def main(argv=None) -> int:
     elif args.quick:
         options["iterations"] = 15
     started = time.perf_counter()
-    results = run(records, args.modes, options, json_path=args.json)
+    results = run(records, args.modes, options, json_path=args.json, first_index=args.skip)
     total = time.perf_counter() - started
     table = markdown_table(results, args.modes)
     meshes_table = per_mesh_table(results, args.modes)
