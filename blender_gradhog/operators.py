@@ -618,7 +618,7 @@ def _photo_gray(context) -> np.ndarray:
         x0, y0, x1, y1 = (int(v) for v in settings.box)
         if x1 - x0 >= 16 and y1 - y0 >= 16:
             rgba = rgba[y0:y1, x0:x1]
-    return rgba[..., 0] * 0.299 + rgba[..., 1] * 0.587 + rgba[..., 2] * 0.114
+    return api.load_backend("images").rgb_to_gray(rgba)
 
 
 def _limit_size(gray: np.ndarray, longest: int) -> np.ndarray:

@@ -36,6 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .images import rgb_to_gray
+
 __all__ = [
     "DALAL_EPS",
     "UOCTTI_CLIP",
@@ -63,8 +65,6 @@ _UOCTTI_NORM_EPS = 1e-4
 #: vl_hog_extract scales the texture energies by the float constant ``1.0f / sqrtf(18.0f)`` --
 #: 18 = 2 * 9 orientations, hard-coded whatever ``num_bins`` is.
 _UOCTTI_TEXTURE_SCALE = float(np.float32(1.0) / np.sqrt(np.float32(18.0)))
-#: ITU-R BT.601 luma, eq. 1 of the paper.
-_GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 # --------------------------------------------------------------------------------------------
@@ -475,22 +475,25 @@ def _uoctti_bins(gx32: torch.Tensor, gy32: torch.Tensor, num_bins: int):
     axis_a = torch.remainder(torch.floor(torch.atan2(gy32, gx32) * (n / math.pi)), n)
     axis_b = _next_axis(axis_a, n)
     score_a, score_b = _axis_score(gx32, gy32, axes, axis_a), _axis_score(gx32, gy32, axes, axis_b)
-    strength_a, strength_b = score_a.abs(), score_b.abs()
-    take_b = (strength_b > strength_a) | ((strength_b == strength_a) & (axis_b < axis_a))
-    best_score = torch.where(take_b, score_b, score_a)
-    best_axis = torch.where(take_b, axis_b, axis_a)
-    best_dir = torch.where(best_score < 0, best_axis + n, best_axis).to(torch.int64)
+    best_score, best_axis, best_dir = _stronger_axis(score_a, axis_a, score_b, axis_b, n)
     # The runner-up is one of the best axis' two neighbours. Which one is decided by VLFeat's
     # float32 scores too: right on an axis both are nearly tied, and libvl still gives the
     # winner a weight of up to ~1e-3 there (float32 acos), so guessing the side is not enough.
     axis_p, axis_q = _next_axis(best_axis, n, step=-1), _next_axis(best_axis, n)
     score_p, score_q = _axis_score(gx32, gy32, axes, axis_p), _axis_score(gx32, gy32, axes, axis_q)
-    strength_p, strength_q = score_p.abs(), score_q.abs()
-    take_q = (strength_q > strength_p) | ((strength_q == strength_p) & (axis_q < axis_p))
-    second_score = torch.where(take_q, score_q, score_p)
-    second_axis = torch.where(take_q, axis_q, axis_p)
-    second_dir = torch.where(second_score < 0, second_axis + n, second_axis).to(torch.int64)
+    _, _, second_dir = _stronger_axis(score_p, axis_p, score_q, axis_q, n)
     return best_dir, second_dir, best_score.abs()
+
+
+def _stronger_axis(score_a, axis_a, score_b, axis_b, n: int):
+    """Of two candidate axes (float indices), the one with the larger float32 ``|score|``; ties go
+    to the lower index, as in VLFeat's loop. Returns its signed score, axis and directed bin
+    (``axis + n`` when the gradient points against the axis) as int64."""
+    strength_a, strength_b = score_a.abs(), score_b.abs()
+    take_b = (strength_b > strength_a) | ((strength_b == strength_a) & (axis_b < axis_a))
+    score = torch.where(take_b, score_b, score_a)
+    axis = torch.where(take_b, axis_b, axis_a)
+    return score, axis, torch.where(score < 0, axis + n, axis).to(torch.int64)
 
 
 def _uoctti_cells(
@@ -703,8 +706,7 @@ class _DalalVotes(torch.autograd.Function):
 def _dalal(image: torch.Tensor, cell_size: int, num_bins: int) -> torch.Tensor:
     """Chiu & Fritz eq. 1-7; see :func:`hog`."""
     if image.shape[1] == 3:  # eq. 1
-        weights = torch.tensor(_GRAY_WEIGHTS, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
-        gray = (image * weights).sum(dim=1, keepdim=True)
+        gray = rgb_to_gray(image, channel_axis=1).unsqueeze(1)
     else:
         gray = image
     batch, _, height, width = gray.shape

@@ -67,9 +67,24 @@ def _to_float_channels(image) -> tuple[np.ndarray, np.ndarray | None]:
     return rgb, None
 
 
-def _gray_from_rgb(rgb: np.ndarray) -> np.ndarray:
-    # ITU-R BT.601 luma, the same weights as Pillow's "L" conversion and the seed paper's eq. 1.
-    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+#: ITU-R BT.601 luma weights: Pillow's "L" conversion and the seed paper's eq. 1.
+GRAY_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def rgb_to_gray(rgb, channel_axis: int = -1):
+    """Gray = 0.299 R + 0.587 G + 0.114 B (seed paper eq. 1) of a numpy array or torch tensor.
+
+    Args:
+        rgb: array/tensor whose ``channel_axis`` holds R, G, B first (a 4th channel, alpha, is
+            ignored); any value range, any float dtype.
+        channel_axis: the colour axis (``-1`` for ``(H, W, C)``, ``1`` for ``(B, C, H, W)``).
+
+    Returns:
+        the same type with the colour axis removed.
+    """
+    move = rgb.movedim if isinstance(rgb, torch.Tensor) else (lambda src, dst: np.moveaxis(rgb, src, dst))
+    red, green, blue = move(channel_axis, 0)[:3]
+    return red * GRAY_WEIGHTS[0] + green * GRAY_WEIGHTS[1] + blue * GRAY_WEIGHTS[2]
 
 
 def load_image(path: PathLike, mode: str = "rgb") -> np.ndarray:
@@ -103,7 +118,7 @@ def load_image(path: PathLike, mode: str = "rgb") -> np.ndarray:
     if colour.shape[0] == 0 or colour.shape[1] == 0:
         raise ValueError(f"{path}: image is empty ({colour.shape[1]}x{colour.shape[0]} pixels)")
     if mode == "gray":
-        out = colour if colour.shape[-1] == 1 else _gray_from_rgb(colour)[..., None]
+        out = colour if colour.shape[-1] == 1 else rgb_to_gray(colour)[..., None]
     else:
         rgb = colour if colour.shape[-1] == 3 else np.repeat(colour, 3, axis=-1)
         if mode == "rgb":

@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from . import masks as _masks
+from .images import rgb_to_gray
 
 __all__ = [
     "Pose",
@@ -599,11 +600,6 @@ def _resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.interpolate(image[None], size=(height, width), mode="bilinear", align_corners=False, antialias=True)[0]
 
 
-def _gray(rgb: torch.Tensor) -> torch.Tensor:
-    # BT.601 luma like images.load_image(mode="gray") and the seed paper's eq. 1.
-    return rgb[0] * 0.299 + rgb[1] * 0.587 + rgb[2] * 0.114
-
-
 # --------------------------------------------------------------------------------------------
 # Coarse scoring
 # --------------------------------------------------------------------------------------------
@@ -1086,7 +1082,7 @@ def estimate_pose(
     def working(size: int) -> Tuple[_Cam, torch.Tensor, torch.Tensor]:
         factor = size / max(width, height)
         work_w, work_h = max(8, round(width * factor)), max(8, round(height * factor))
-        gray = _gray(_resize(rgb_t, work_h, work_w))
+        gray = rgb_to_gray(_resize(rgb_t, work_h, work_w), channel_axis=0)
         soft_mask = _resize(mask_full, work_h, work_w)[0].clamp(0, 1)
         return cam.scaled(work_w, work_h), gray, soft_mask
 
