@@ -26,6 +26,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import platform
@@ -191,6 +192,9 @@ def main(argv=None) -> int:
     parser.add_argument("--coarse-only", action="store_true",
                         help="estimate_pose(..., refine=False): coarse rows only")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra estimate_pose option, e.g. --option color_weight=0 (ablations; "
+                             "VALUE is read as a Python literal)")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
     parser.add_argument("--json", type=Path, default=None, help="per-photo results as JSON")
     parser.add_argument("--from-json", type=Path, nargs="+", default=None,
@@ -222,6 +226,12 @@ def main(argv=None) -> int:
         # spread over the meshes: the set is interleaved (chair, table, stool, car, mug, chair, ...)
         records = records[:limit]
     options = {"refine": False} if args.coarse_only else {}
+    for item in args.option:
+        key, _, value = item.partition("=")
+        try:
+            options[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            parser.error(f"--option {item!r}: VALUE must be a Python literal")
     if args.iterations is not None:
         options["iterations"] = args.iterations
     elif args.quick:

@@ -125,6 +125,21 @@ def test_box_mode_easy_case(chair, cache):
     assert abs(result.pose.elevation - true.elevation) < 10.0
 
 
+def test_photo_mode_finds_the_object_itself(chair, cache):
+    """Photo alone: the object boxes come from GrabCut inside the frame; box mode runs on each."""
+    vertices, faces, radius = chair
+    true = Pose(140.0, 25.0, 3.0 * radius, 5.0, 0.02, 0.0)
+    photo, mask = photo_of(vertices, faces, true, seed=4)
+    photo = np.where(mask[..., None], photo, 0.1 + 0.05 * clutter(4)).astype(np.float32)
+    messages = []
+    result = estimate_pose(photo, vertices, faces, INTRINSICS, cache=cache,
+                           callback=lambda progress, message: messages.append(message), **FAST)
+    assert result.mode == "photo"
+    assert any("object guess" in message for message in messages)
+    assert azimuth_error(result.pose.azimuth, true.azimuth) < 15.0
+    assert abs(result.pose.distance / true.distance - 1) < 0.1
+
+
 def test_same_seed_same_result(mask_case, chair, cache):
     vertices, faces, _ = chair
     _, photo, mask, first = mask_case
@@ -274,3 +289,33 @@ def test_torch_photo_uint8_photo_and_device_argument(mask_case, chair, cache):
     for image in (as_tensor, as_uint8):
         result = estimate_pose(image, vertices, faces, INTRINSICS, mask=mask, cache=cache, refine=False, device="cpu")
         assert azimuth_error(result.pose.azimuth, true.azimuth) <= 10.0
+
+
+def test_label_color_information_bounds_symmetry_and_gradient():
+    """The colour region term: 1 when colour decides the label, 0 when it says nothing, symmetric
+    in object/background, and differentiable in the silhouette (float64 gradcheck)."""
+    bins = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    split = torch.tensor([[1.0, 1, 1, 1, 0, 0, 0, 0]], dtype=torch.float64)
+    valid = torch.ones(8)
+    assert float(pose._label_color_information(split, bins, valid, n_bins=4)) == pytest.approx(1.0, abs=1e-9)
+    # Every colour half object, half background: the colours carry no information on the label.
+    mixed = torch.tensor([[1.0, 0, 1, 0, 1, 0, 1, 0]], dtype=torch.float64)
+    assert float(pose._label_color_information(mixed, bins, valid, n_bins=4)) == pytest.approx(0.0, abs=1e-9)
+    generator = torch.Generator().manual_seed(0)
+    soft = torch.rand(3, 40, generator=generator, dtype=torch.float64) * 0.9 + 0.05
+    colours = torch.randint(0, 6, (40,), generator=generator)
+    weights = (torch.rand(40, generator=generator) > 0.2).double()
+    forward = pose._label_color_information(soft, colours, weights, n_bins=6)
+    backward = pose._label_color_information(1 - soft, colours, weights, n_bins=6)
+    assert torch.allclose(forward, backward, atol=1e-12)
+    assert bool(((forward >= 0) & (forward <= 1)).all())
+    soft.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda s: pose._label_color_information(s, colours, weights, n_bins=6), (soft,))
+
+
+def test_color_bins_cover_the_cube():
+    rgb = torch.tensor([[[0.0]], [[0.0]], [[0.0]]])
+    assert int(pose._color_bins(rgb)) == 0
+    assert int(pose._color_bins(torch.ones(3, 1, 1))) == pose._COLOR_BINS**3 - 1
+    many = pose._color_bins(torch.rand(2, 3, 5, 7))
+    assert many.shape == (2, 5, 7) and int(many.min()) >= 0 and int(many.max()) < pose._COLOR_BINS**3

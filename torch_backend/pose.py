@@ -6,27 +6,33 @@ mesh looks like the object in the photo.
 
 Pipeline (Chiu & Fritz, BMVC 2015, Sec. 4.2, extended to the exact-CAD setting):
 
-1. **Cues.** The object's mask comes from the photo's alpha, a mask image, GrabCut inside a box
-   (:mod:`torch_backend.masks`), or -- photo only -- GrabCut inside the photo's inner frame. The
-   mask's centroid and radius of gyration fix scale and position of every candidate view.
+1. **Cues.** The object's mask comes from the photo's alpha or a mask image (mask mode). With a
+   box (box mode) every candidate view is fitted into the box. With the photo alone (photo mode)
+   box mode runs on each automatic object box (GrabCut inside the photo's frame, two insets) and
+   the best estimate wins. Without a mask, the outline of a candidate is judged by how well the
+   photo's colours predict it (mutual information of the object/background label and the colour,
+   re-estimated per candidate as in PWP3D-style region methods), which needs no segmentation of
+   the photo: GrabCut masks lose thin legs and take in clutter.
 2. **Coarse grid.** Views of the mesh over azimuth x elevation (-10..85 deg) are rendered once per
    mesh and lens (cached; Blender may supply them, see :func:`coarse_view_poses`). Each view is
-   aligned to the mask by a 2-D similarity (centroid, radius of gyration) and rotated in-plane for
-   the roll; candidates are scored by silhouette IoU and by HOG similarity inside the object region.
-3. **Refinement.** The best distinct candidates plus their 180 deg (front/back) and mirrored
-   (left/right) twins are refined jointly by Adam through the soft rasterizer
-   (:mod:`torch_backend.render`): first all starts for a few steps at low resolution, then the
-   best distinct ones at the working resolution with the blur annealed to 0.4 px (the soft
-   silhouette's 0.5 level is then the exact outline, so distance is not biased). Objective: soft
-   silhouette IoU with the mask, plus -- without a given mask -- unsigned ∇HOG cosine inside the
-   render's own region (a bigger render gains nothing by covering clutter) and the box IoU of the
-   projected mesh. The best iterate of each start is kept; with a mask, near-ties between twins
-   are broken by the ∇HOG cosine; ``top_k`` distinct poses (>= 15 deg apart) are returned.
-
-In box and photo modes the GrabCut mask is recomputed once, seeded by the first estimate's render.
+   aligned to the mask (centroid, radius of gyration) or box by a 2-D similarity and rotated
+   in-plane for the roll; candidates are scored by silhouette IoU (mask), or by the box fit, the
+   colour term and HOG similarity inside the object region (box, photo).
+3. **Refinement.** The best distinct candidates plus their 180 deg (front/back), mirrored
+   (left/right) and, for the best, 3- and 4-fold turned twins are refined jointly by Adam through
+   the soft rasterizer (:mod:`torch_backend.render`): first all starts for a few steps at low
+   resolution, then the best distinct ones (and the best one's twins) at the working resolution
+   with the blur annealed to 0.4 px (the soft silhouette's 0.5 level is then the exact outline, so
+   distance is not biased), then the finalists for a few steps at (up to) the photo's resolution,
+   where a stool's back lip or a thin leg is more than a pixel. Objective: soft silhouette IoU
+   with the mask; without a mask, the colour term over the box's surroundings, unsigned ∇HOG
+   cosine inside the render's own region (a bigger render gains nothing by covering clutter) and
+   the box IoU of the projected mesh. The best iterate of each start is kept; with a mask,
+   near-ties between twins are broken by the ∇HOG cosine; ``top_k`` distinct poses (>= 15 deg
+   apart) are returned.
 
 Internally the mesh is scaled by its bounding radius about the origin (so any unit works) and the
-photo is resampled to a working size (longest side ``work_size`` pixels, 160 by default); the
+photo is resampled to a working size (longest side ``work_size`` pixels, 128 by default); the
 reported distance is in the mesh's units and the shift is resolution-independent.
 """
 from __future__ import annotations
@@ -680,13 +686,16 @@ def _coarse_search(
     check: Callable[[float, str], None],
     box: Optional[Sequence[float]] = None,
     hog_rolls: int = 3,
+    photo_rgb: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Score every (view, roll) aligned to the photo; return ``(scores (N*R,), params (N*R, 6))``
     with params in normalised mesh units (az, el, dist, roll, shift_x, shift_y).
 
     Alignment: with a ``box`` (working pixels) each rotated view is fitted into the box; otherwise
     its centroid and radius of gyration are matched to the mask's. Score: weighted mean of the soft
-    IoU with ``mask``, the unsigned-HOG cosine inside the object region and (box) the box IoU.
+    IoU with ``mask``, the unsigned-HOG cosine inside the object region, (box) the box IoU and
+    (``photo_rgb`` ``(3, H, W)`` given) how well the photo's colours predict the silhouette
+    (:func:`_label_color_information`, over the whole patch).
     """
     height, width = photo_gray.shape
     m_centre, _, m_radius = _moments(mask[None])
@@ -699,8 +708,12 @@ def _coarse_search(
         centres = m_centre.expand(n_views * n_rolls, 2).reshape(n_views, n_rolls, 2)
         box_iou = None
     w_iou, w_hog, w_box = weights.get("iou", 1.0), weights.get("hog", 0.0), weights.get("box", 0.0) if box is not None else 0.0
-    total = max(w_iou + w_hog + w_box, 1e-9)
-    photo_stack = torch.stack([mask, photo_gray])[None]
+    w_color = weights.get("color", 0.0) if photo_rgb is not None else 0.0
+    total = max(w_iou + w_hog + w_box + w_color, 1e-9)
+    layers = [mask, photo_gray]
+    if w_color > 0:  # colours and an "inside the photo" channel (zero padding marks outside)
+        layers += [photo_rgb[0], photo_rgb[1], photo_rgb[2], torch.ones_like(mask)]
+    photo_stack = torch.stack(layers)[None]
     shared_patch = None
     if box is None:
         grid = _patch_grid(m_centre, m_radius, torch.zeros(1), (height, width))
@@ -708,39 +721,61 @@ def _coarse_search(
     scores = torch.empty(n_views, n_rolls)
     chunk = max(1, 2048 // n_rolls)
     vh, vw = views.images.shape[1:]
+    top = min(hog_rolls, n_rolls)
     for start in range(0, n_views, chunk):
         check(0.05 + 0.25 * start / n_views, "coarse grid")
         stop = min(n_views, start + chunk)
         count = stop - start
-        radii = views.radii[start:stop].repeat_interleave(n_rolls, 0)
-        grid = _patch_grid(views.centroids[start:stop].repeat_interleave(n_rolls, 0), radii, roll_t.repeat(count), (vh, vw))
-        if w_hog > 0:
-            stack = torch.stack([views.silhouettes[start:stop], views.images[start:stop]], 1)
-        else:  # silhouettes only: half the sampling
-            stack = views.silhouettes[start:stop, None]
-        stack = stack.repeat_interleave(n_rolls, 0)
-        patches = F.grid_sample(stack, grid, align_corners=False, padding_mode="zeros")
-        if shared_patch is not None:
-            photo_patch = shared_patch.expand(patches.shape[0], -1, -1, -1)
-        else:
-            photo_grid = _patch_grid(centres[start:stop].reshape(-1, 2), radii * scale[start:stop].reshape(-1), torch.zeros(count * n_rolls), (height, width))
-            photo_patch = F.grid_sample(photo_stack.expand(count * n_rolls, -1, -1, -1), photo_grid, align_corners=False, padding_mode="zeros")
-        score = w_iou * _soft_iou(patches[:, 0], photo_patch[:, 0])
+        view_index = torch.arange(start, stop).repeat_interleave(n_rolls)
+        roll_index = torch.arange(n_rolls).repeat(count)
+
+        def sample(entries: torch.Tensor, with_images: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+            """View patches (silhouette [+ image]) and photo patches of the given (view, roll) entries."""
+            views_at, rolls_at = view_index[entries], roll_index[entries]
+            radii = views.radii[views_at]
+            grid = _patch_grid(views.centroids[views_at], radii, roll_t[rolls_at], (vh, vw))
+            layers = [views.silhouettes[views_at]] + ([views.images[views_at]] if with_images else [])
+            patches = F.grid_sample(torch.stack(layers, 1), grid, align_corners=False, padding_mode="zeros")
+            if shared_patch is not None:
+                return patches, shared_patch.expand(patches.shape[0], -1, -1, -1)
+            local = entries + start * n_rolls
+            photo_grid = _patch_grid(centres.reshape(-1, 2)[local], radii * scale.reshape(-1)[local],
+                                     torch.zeros(entries.shape[0]), (height, width))
+            photo_patch = F.grid_sample(photo_stack.expand(entries.shape[0], -1, -1, -1), photo_grid,
+                                        align_corners=False, padding_mode="zeros")
+            return patches, photo_patch
+
+        # Cheap cues for every roll: the box fit (from the outlines) and the IoU with the mask.
+        score = torch.zeros(count * n_rolls)
         if box_iou is not None and w_box > 0:
             score = score + w_box * box_iou[start:stop].reshape(-1)
-        if w_hog > 0:
-            # HOG (the costly part) only for each view's best few rolls by the cheap cues: the
-            # outline fixes the roll well; HOG is needed to tell the views apart.
-            top = min(hog_rolls, n_rolls)
+        everything = torch.arange(count * n_rolls)
+        if w_iou > 0:
+            patches, photo_patch = sample(everything, with_images=False)
+            score = score + w_iou * _soft_iou(patches[:, 0], photo_patch[:, 0])
+        if w_hog > 0 or w_color > 0:
+            # The costly cues only for each view's best few rolls by the cheap ones: the outline
+            # fixes the roll well; HOG and colour are needed to tell the views apart.
             best_rolls = torch.topk(score.view(count, n_rolls), top, dim=1).indices
             picked = (best_rolls + torch.arange(count)[:, None] * n_rolls).reshape(-1)
-            hog_view = _hog_cells(patches[picked, 1])
-            hog_photo = _hog_cells(photo_patch[picked, 1]) if shared_patch is None else _hog_cells(shared_patch[:, 1]).expand_as(hog_view)
-            cells = hog_view.shape[-2:]
-            region = torch.maximum(F.adaptive_avg_pool2d(photo_patch[picked, :1], cells), F.adaptive_avg_pool2d(patches[picked, :1], cells))[:, 0]
-            hog_sim = torch.full_like(score, -1.0)
-            hog_sim[picked] = _masked_cosine(hog_view, hog_photo, (region > 0.05).to(hog_view.dtype))
-            score = score + w_hog * hog_sim
+            patches, photo_patch = sample(picked, with_images=w_hog > 0)
+            costly = torch.zeros(picked.shape[0])
+            if w_color > 0:
+                color_bins = _color_bins(photo_patch[:, 2:5]).flatten(1)
+                inside = (photo_patch[:, 5] > 0.5).flatten(1)
+                costly = costly + w_color * _label_color_information(patches[:, 0].flatten(1), color_bins, inside)
+            if w_hog > 0:
+                hog_view = _hog_cells(patches[:, 1])
+                if shared_patch is None:
+                    hog_photo = _hog_cells(photo_patch[:, 1])
+                else:
+                    hog_photo = _hog_cells(shared_patch[:, 1]).expand_as(hog_view)
+                cells = hog_view.shape[-2:]
+                region = torch.maximum(F.adaptive_avg_pool2d(photo_patch[:, :1], cells), F.adaptive_avg_pool2d(patches[:, :1], cells))[:, 0]
+                costly = costly + w_hog * _masked_cosine(hog_view, hog_photo, (region > 0.05).to(hog_view.dtype))
+            unscored = torch.full_like(score, -w_hog)  # rolls left out rank below the scored ones
+            unscored[picked] = costly
+            score = score + unscored
         scores[start:stop] = (score / total).view(count, n_rolls)
     params = _similarity_to_params(views, centres, scale, roll_t, cam)
     return scores.reshape(-1), params.reshape(-1, 6)
@@ -795,6 +830,56 @@ def _masked_cosine(a: torch.Tensor, b: torch.Tensor, region: torch.Tensor) -> to
     return dot / (a.flatten(1).norm(dim=1) * b.flatten(1).norm(dim=1)).clamp_min(1e-8)
 
 
+#: Colour quantisation of the region term: bins per RGB channel (8**3 = 512 joint bins).
+_COLOR_BINS = 8
+
+
+def _color_bins(rgb: torch.Tensor, bins: int = _COLOR_BINS) -> torch.Tensor:
+    """Joint RGB bin index ``(..., H, W)`` (int64 in ``[0, bins**3)``) of ``(..., 3, H, W)`` colours in [0, 1]."""
+    q = (rgb.clamp(0, 1) * (bins - 1e-3)).long()
+    return (q[..., 0, :, :] * bins + q[..., 1, :, :]) * bins + q[..., 2, :, :]
+
+
+def _label_color_information(silhouette: torch.Tensor, bins: torch.Tensor, valid: torch.Tensor,
+                             n_bins: int = _COLOR_BINS**3) -> torch.Tensor:
+    """How well the photo's colours predict a candidate's silhouette: mutual information of the
+    (soft) object/background label and the colour bin, divided by the label's entropy.
+
+    The region term of segmentation-driven pose methods (PWP3D, Prisacariu & Reid 2012, with
+    histograms re-estimated per candidate as in MI segmentation, Kim et al. 2005): the right pose
+    puts the object's outline on a colour boundary, whatever the colours are -- no segmentation of
+    the photo (and none of GrabCut's losses of thin parts) is needed. Differentiable in ``silhouette``.
+
+    Args:
+        silhouette: ``(B, N)`` object coverage in [0, 1] of N sample pixels.
+        bins: ``(B, N)`` or ``(N,)`` colour bin of each sample (:func:`_color_bins`).
+        valid: ``(B, N)`` or ``(N,)`` weight of each sample (0 outside the photo or region).
+
+    Returns:
+        ``(B,)`` uncertainty coefficient in [0, 1] (plug-in estimate: slightly biased upward, the
+        same for candidates with the same number of samples).
+    """
+    batch = silhouette.shape[0]
+    bins = bins.expand_as(silhouette)
+    valid = valid.to(silhouette.dtype).expand_as(silhouette)
+    fg_weight = silhouette * valid
+    bg_weight = (1 - silhouette) * valid
+    fg = silhouette.new_zeros(batch, n_bins).scatter_add(1, bins, fg_weight)
+    bg = silhouette.new_zeros(batch, n_bins).scatter_add(1, bins, bg_weight)
+    total = valid.sum(1, keepdim=True).clamp_min(1e-6)
+    p_fg, p_bg = fg / total, bg / total
+    p_color = p_fg + p_bg
+    label_fg = p_fg.sum(1, keepdim=True).clamp(1e-6, 1 - 1e-6)
+    label_bg = 1 - label_fg
+
+    def plogq(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        return torch.where(p > 0, p * torch.log(p.clamp_min(1e-12) / q.clamp_min(1e-12)), torch.zeros_like(p))
+
+    information = (plogq(p_fg, label_fg * p_color) + plogq(p_bg, label_bg * p_color)).sum(1)
+    label_entropy = -(label_fg * label_fg.log() + label_bg * label_bg.log())[:, 0]
+    return information / label_entropy
+
+
 # --------------------------------------------------------------------------------------------
 # Candidate selection
 # --------------------------------------------------------------------------------------------
@@ -836,22 +921,53 @@ def _to_pose(row: torch.Tensor, radius: float) -> Pose:
 # --------------------------------------------------------------------------------------------
 
 
-def _twin_starts(params: torch.Tensor, scores: torch.Tensor, n_views: int, n_rolls: int, views: _ViewSet, index: int) -> List[int]:
-    """Grid entries of the 180 deg (front/back) and mirrored (left/right) twins of entry ``index``:
-    the views at ``az + 180``, ``-az`` and ``180 - az`` at the same elevation, each with its best roll.
+#: Azimuth maps of the near-symmetries common in man-made objects: front/back (180 deg), mirror
+#: (left/right, front/back), and the 3- and 4-fold turns of stools and square tables.
+_TWIN_MAPS: Tuple[Tuple[float, float], ...] = ((1.0, 180.0), (-1.0, 0.0), (-1.0, 180.0))
+_TURN_MAPS: Tuple[Tuple[float, float], ...] = ((1.0, 120.0), (1.0, 240.0), (1.0, 90.0), (1.0, 270.0))
+
+
+def _twin_starts(params: torch.Tensor, scores: torch.Tensor, n_views: int, n_rolls: int, views: _ViewSet, index: int,
+                 maps: Sequence[Tuple[float, float]] = _TWIN_MAPS) -> List[int]:
+    """Grid entries of the twins of entry ``index`` under the azimuth ``maps`` ``az -> sign * az + offset``
+    (default: ``az + 180``, ``-az``, ``180 - az``) at the same elevation, each with its best roll.
     Silhouettes (and often shading) of near-symmetric objects confuse exactly these views."""
     view = index // n_rolls
     az, el = views.params[view, 0], views.params[view, 1]
     twins: List[int] = []
     same_el = torch.nonzero((views.params[:, 1] - el).abs() < 1e-3).flatten()
     per_view = scores.view(n_views, n_rolls)
-    for target in (az + 180.0, -az, 180.0 - az):
+    for target in (sign * az + offset for sign, offset in maps):
         gap = _angle_gap(views.params[same_el, 0], target).abs()
         other = int(same_el[int(torch.argmin(gap))])
         if other == view:
             continue
         twins.append(other * n_rolls + int(torch.argmax(per_view[other])))
     return twins
+
+
+def _twins_among(params: torch.Tensor, best: int, chosen: Sequence[int], reach: float = 25.0,
+                 maps: Sequence[Tuple[float, float]] = ((1.0, 180.0), (1.0, 120.0), (1.0, 240.0))) -> List[int]:
+    """Indices of ``params (B, 6)`` rows closest to the front/back and 3-fold twins of row ``best``
+    (within ``reach`` degrees of viewing direction), not within 15 deg of ``chosen`` or each other.
+
+    The polish must see the best pose's twins: when their silhouettes are identical (a mug with its
+    handle hidden or in front) only the shading can tell them apart, and it can only choose among
+    what was polished."""
+    directions = _directions(params)
+    az, el = float(params[best, 0]), float(params[best, 1])
+    picked: List[int] = []
+    for sign, offset in maps:
+        target = _directions(torch.tensor([[sign * az + offset, el]], dtype=torch.float64))[0]
+        gaps = torch.rad2deg(torch.arccos((directions @ target).clamp(-1, 1)))
+        index = int(torch.argmin(gaps))
+        if float(gaps[index]) > reach:
+            continue
+        taken = list(chosen) + picked
+        if taken and float(torch.rad2deg(torch.arccos((directions[taken] @ directions[index]).clamp(-1, 1))).min()) < 15.0:
+            continue
+        picked.append(index)
+    return picked
 
 
 class _Objective:
@@ -864,9 +980,26 @@ class _Objective:
     """
 
     def __init__(self, mesh: _Mesh, cam: _Cam, mask: torch.Tensor, photo_gray: torch.Tensor, hog_weight: float, iou_weight: float,
-                 box: Optional[torch.Tensor] = None, box_weight: float = 0.0):
+                 box: Optional[torch.Tensor] = None, box_weight: float = 0.0,
+                 photo_rgb: Optional[torch.Tensor] = None, color_weight: float = 0.0):
         self.mesh, self.cam = mesh, cam
         self.box, self.box_weight = box, float(box_weight)
+        self.color_weight = float(color_weight) if photo_rgb is not None else 0.0
+        if self.color_weight > 0:
+            # Region of the colour term: the box with a margin of 30 % of its size (the background
+            # next to the object is what tells the outline), else the whole photo.
+            height, width = photo_rgb.shape[-2:]
+            region = torch.ones(height, width, dtype=photo_gray.dtype, device=photo_gray.device)
+            if box is not None:
+                x0, y0, x1, y1 = (float(v) for v in box)
+                margin = 0.3 * max(x1 - x0, y1 - y0)
+                ys = torch.arange(height, device=region.device, dtype=region.dtype) + 0.5
+                xs = torch.arange(width, device=region.device, dtype=region.dtype) + 0.5
+                inside_y = (ys > y0 - margin) & (ys < y1 + margin)
+                inside_x = (xs > x0 - margin) & (xs < x1 + margin)
+                region = (inside_y[:, None] & inside_x[None, :]).to(region.dtype)
+            self.color_region = region.flatten()
+            self.color_bins = _color_bins(photo_rgb).flatten()
         self.mask, self.photo_gray = mask, photo_gray
         self.hog_weight, self.iou_weight = float(hog_weight), float(iou_weight)
         self.photo_hog = _hog_cells(photo_gray[None]) if hog_weight > 0 else None
@@ -902,6 +1035,8 @@ class _Objective:
             region = F.adaptive_max_pool2d(silhouette[:, None], cells)
             region = F.max_pool2d(region, 3, stride=1, padding=1)[:, 0]  # one cell of context
             score = score + self.hog_weight * _masked_cosine(render_hog, self.photo_hog.expand_as(render_hog), region)
+        if self.color_weight > 0:
+            score = score + self.color_weight * _label_color_information(silhouette.flatten(1), self.color_bins, self.color_region)
         if self.box is not None and self.box_weight > 0:
             # The silhouette's box is exactly the box of the projected vertices (every vertex lies
             # on a drawn face), so the user's box constrains scale and position directly, however
@@ -972,6 +1107,51 @@ def _refine(
     return best_params, best_score, best_iou
 
 
+def _photo_proposals(rgb: np.ndarray, insets: Sequence[float] = (0.03, 0.10)) -> List[Tuple[float, float, float, float]]:
+    """Object boxes for photo-only mode: the box of GrabCut's object inside the photo's frame inset
+    by each of ``insets`` (fractions of the size). A small inset keeps objects that reach near the
+    border, a larger one gives GrabCut more background to model; near-duplicates are dropped."""
+    height, width = rgb.shape[:2]
+    boxes: List[Tuple[float, float, float, float]] = []
+    for inset in insets:
+        frame = (width * inset, height * inset, width * (1 - inset), height * (1 - inset))
+        proposal = _masks.mask_to_box(_masks.grabcut_from_box(rgb, frame))
+        if all(float(_box_iou(torch.tensor([proposal]), torch.tensor([other]))) < 0.85 for other in boxes):
+            boxes.append(proposal)
+    return boxes
+
+
+def _estimate_from_proposals(rgb: np.ndarray, vertices, faces, camera_intrinsics, *, started: float, top_k: int,
+                             callback, **kwargs) -> PoseResult:
+    """Photo-only mode: box mode on each automatic object box (:func:`_photo_proposals`); the
+    estimate with the best objective wins and the candidates of all are pooled."""
+    tick = time.perf_counter()
+    boxes = _photo_proposals(rgb)
+    cues_seconds = time.perf_counter() - tick
+    results: List[PoseResult] = []
+    for number, proposal in enumerate(boxes):
+        low, high = number / len(boxes), (number + 1) / len(boxes)
+
+        def progress(fraction: float, message: str, low=low, high=high, number=number):
+            if callback is None:
+                return None
+            return callback(low + (high - low) * fraction, f"{message} (object guess {number + 1}/{len(boxes)})")
+
+        kwargs["use_alpha"] = False
+        results.append(estimate_pose(rgb, vertices, faces, camera_intrinsics, bbox=proposal, top_k=top_k,
+                                     callback=progress, **kwargs))
+    best = max(results, key=lambda result: result.score)
+    pooled = sorted((pair for result in results for pair in result.candidates), key=lambda pair: -pair[1])
+    directions = torch.tensor([[p.azimuth, p.elevation] for p, _ in pooled], dtype=torch.float64)
+    candidates = [pooled[i] for i in _distinct(range(len(pooled)), directions, max(int(top_k), 1), min_gap=15.0)]
+    timings: Dict[str, float] = {"cues": cues_seconds}
+    for result in results:
+        for key, value in result.timings.items():
+            timings[key] = timings.get(key, 0.0) + value
+    return dataclasses.replace(best, mode="photo", candidates=candidates, pose=candidates[0][0], score=candidates[0][1],
+                               seconds=time.perf_counter() - started, timings=timings)
+
+
 # --------------------------------------------------------------------------------------------
 # Public entry point
 # --------------------------------------------------------------------------------------------
@@ -1011,11 +1191,15 @@ def estimate_pose(
         seed: seeds the (small) random parts; the same seed gives the same result.
         options: ``use_alpha=True``; grid: ``azimuth_step=10``, ``elevations``, ``rolls``
             (degrees); sizes: ``work_size=128`` (polish), ``explore_size=80`` (first steps),
-            ``max_faces=2000`` (vertex-clustering budget); refinement: ``refine=True``,
-            ``starts=4`` (+ twins), ``explore_iterations=12``, ``iterations=20``, ``keep=2``,
-            ``learning_rate=1.0``; weights: ``iou_weight``, ``hog_weight`` (coarse),
-            ``refine_hog_weight``, ``box_weight=0.5``, ``tie_hog_weight=0.1``; ``regrab=True``
-            (box/photo: GrabCut again seeded by the first estimate); ``cache``
+            ``final_size=256`` (last look, capped at the photo's size), ``max_faces=2000``
+            (vertex-clustering budget); refinement: ``refine=True``, ``starts=4`` (+ twins),
+            ``explore_iterations=12``, ``iterations=20``, ``final_iterations=8``, ``keep=2``,
+            ``learning_rate=1.0``; weights: ``iou_weight`` (1 with a mask, else 0: IoU with the
+            GrabCut mask), ``hog_weight`` (coarse), ``refine_hog_weight``, ``color_weight=1.5``
+            (coarse), ``refine_color_weight=1.0`` (colour term, box/photo), ``box_weight=0.5``,
+            ``tie_hog_weight=0.1``; ``regrab=True`` (GrabCut again seeded by the first estimate,
+            when ``iou_weight > 0`` without a mask); ``proposals=True`` (photo mode: box mode on
+            automatic object boxes; False: one GrabCut mask of the whole frame); ``cache``
             (a :class:`CoarseViewCache`).
 
     Returns:
@@ -1032,6 +1216,7 @@ def estimate_pose(
         "use_alpha", "work_size", "azimuth_step", "elevations", "rolls", "refine", "iterations",
         "starts", "hog_weight", "refine_hog_weight", "cache", "learning_rate", "explore_size",
         "explore_iterations", "keep", "max_faces", "box_weight", "iou_weight", "regrab", "tie_hog_weight",
+        "color_weight", "refine_color_weight", "final_size", "final_iterations", "proposals",
     }
     unknown = set(options) - known
     if unknown:
@@ -1066,6 +1251,9 @@ def estimate_pose(
     else:
         mode = "photo"
     check(0.0, "reading inputs")
+    if mode == "photo" and options.get("proposals", True):
+        return _estimate_from_proposals(rgb, vertices, faces, camera_intrinsics, started=started, coarse_views=coarse_views,
+                                        top_k=top_k, device=device, callback=callback, seed=seed, **options)
     tick = time.perf_counter()
     if mode == "box":
         object_mask = _masks.grabcut_from_box(rgb, box)
@@ -1074,6 +1262,10 @@ def estimate_pose(
         frame = (width * inset, height * inset, width * (1 - inset), height * (1 - inset))
         object_mask = _masks.grabcut_from_box(rgb, frame)
     timings["cues"] = time.perf_counter() - tick
+
+    # Without a given mask the GrabCut mask is only a weak cue (it loses thin legs, takes in
+    # clutter): the colour region term replaces it unless asked for.
+    iou_weight = float(options.get("iou_weight", 1.0 if mode == "mask" else 0.0))
 
     # Working resolution: longest side work_size, same field of view and shift.
     rgb_t = torch.from_numpy(rgb).permute(2, 0, 1)
@@ -1106,15 +1298,18 @@ def estimate_pose(
     tick = time.perf_counter()
     rolls = tuple(options.get("rolls", DEFAULT_ROLLS))
     coarse_weights = {
-        "iou": float(options.get("iou_weight", 1.0)) * (1.0 if mode == "mask" else 0.5),
+        "iou": iou_weight,
         "hog": float(options.get("hog_weight", 0.0 if mode == "mask" else 1.5)),
         "box": float(options.get("box_weight", 0.5)),
+        "color": float(options.get("color_weight", 0.0 if mode == "mask" else 1.5)),
     }
     work_box = None
     if mode == "box":
         factor = work_cam.width / width
         work_box = [v * factor for v in box]
-    scores, params = _coarse_search(views, photo_gray, mask_t, work_cam, rolls, coarse_weights, check, box=work_box)
+    work_rgb = _resize(rgb_t, work_cam.height, work_cam.width)
+    scores, params = _coarse_search(views, photo_gray, mask_t, work_cam, rolls, coarse_weights, check, box=work_box,
+                                    photo_rgb=work_rgb)
     timings["coarse_search"] = time.perf_counter() - tick
     order = torch.argsort(scores, descending=True).tolist()
     best = order[0]
@@ -1132,8 +1327,9 @@ def estimate_pose(
         torch.manual_seed(int(seed))
         starts_count = int(options.get("starts", 4))
         start_ids = _distinct(order, params, starts_count, min_gap=20.0)
-        for index in list(start_ids[:2]):
-            for twin in _twin_starts(params, scores, n_views, n_rolls, views, index):
+        for rank, index in enumerate(list(start_ids[:2])):
+            maps = _TWIN_MAPS + (_TURN_MAPS if rank == 0 else ())
+            for twin in _twin_starts(params, scores, n_views, n_rolls, views, index, maps):
                 if twin not in start_ids:
                     start_ids.append(twin)
         dtype = torch.float32
@@ -1142,6 +1338,7 @@ def estimate_pose(
         hog_weight_fine = float(options.get("refine_hog_weight", 0.0 if mode == "mask" else 0.3))
 
         box_weight = float(options.get("box_weight", 0.5)) if mode == "box" else 0.0
+        color_weight_fine = float(options.get("refine_color_weight", 0.0 if mode == "mask" else 1.0))
 
         def objective_at(size: int) -> _Objective:
             size_cam, size_gray, size_mask = working(size)
@@ -1151,8 +1348,10 @@ def estimate_pose(
                 size_box = torch.tensor([v * factor for v in box], dtype=dtype, device=dev)
             return _Objective(device_mesh, size_cam, size_mask.to(dev, dtype), size_gray.to(dev, dtype),
                               hog_weight=hog_weight_fine,
-                              iou_weight=float(options.get("iou_weight", 1.0)) * (1.0 if mode == "mask" else 0.5),
-                              box=size_box, box_weight=box_weight)
+                              iou_weight=iou_weight,
+                              box=size_box, box_weight=box_weight,
+                              photo_rgb=_resize(rgb_t, size_cam.height, size_cam.width).to(dev, dtype),
+                              color_weight=color_weight_fine)
 
         # Phase 1 (explore): every start, a few steps at low resolution with a wide blur.
         starts = params[start_ids].to(dev, dtype)
@@ -1164,7 +1363,7 @@ def estimate_pose(
         )
         timings["explore"] = time.perf_counter() - tick
         tick = time.perf_counter()
-        if mode != "mask" and options.get("regrab", True):
+        if mode != "mask" and options.get("regrab", True) and iou_weight > 0:
             # Re-segment with the first estimate's render as GrabCut's seed: the box-initialised
             # mask loses thin parts (legs) and takes in background between them.
             best_explored = explored[int(torch.argmax(explored_score))][None].detach().cpu()
@@ -1185,24 +1384,42 @@ def estimate_pose(
             timings["regrab"] = time.perf_counter() - tick
         # Phase 2 (polish): the best distinct ones at the working resolution, blur annealed to
         # 0.4 px so that the silhouette's 0.5 level is the exact outline (no size bias on distance).
-        keep = _distinct(torch.argsort(explored_score.cpu(), descending=True).tolist(), explored.cpu(),
-                         max(int(top_k), int(options.get("keep", 2))), min_gap=15.0)
-        refined, refined_score, refined_iou = _refine(
-            explored[keep], objective_at(work_size),
-            iterations=int(options.get("iterations", 20)),
-            learning_rate=0.6 * float(options.get("learning_rate", 1.0)),
-            check=check, progress=(0.6, 0.98), sharpness=(0.8, 0.4),
-        )
+        explored_order = torch.argsort(explored_score.cpu(), descending=True).tolist()
+        keep = _distinct(explored_order, explored.cpu(), max(int(top_k), int(options.get("keep", 2))), min_gap=15.0)
+        keep += _twins_among(explored.cpu(), explored_order[0], keep)
         tie_weight = float(options.get("tie_hog_weight", 0.1))
-        if hog_weight_fine == 0 and tie_weight > 0 and refined.shape[0] > 1:
-            # Near-symmetric objects (front/back, 3-fold legs) give their twins almost the same
-            # silhouette IoU; the shading inside the outline (∇HOG cosine) breaks such ties.
-            with torch.no_grad():
-                size_cam, size_gray, size_mask = working(work_size)
-                judge = _Objective(device_mesh, size_cam, size_mask.to(dev, dtype), size_gray.to(dev, dtype),
-                                   hog_weight=1.0, iou_weight=0.0)
-                tie_score, _ = judge(refined, 0.4)
-            refined_score = refined_score + tie_weight * tie_score
+
+        def polish(candidates: torch.Tensor, size: int, iterations: int, learning_rate: float,
+                   sharpness: Tuple[float, float], progress: Tuple[float, float]):
+            polished, score, iou = _refine(candidates, objective_at(size), iterations=iterations,
+                                           learning_rate=learning_rate * float(options.get("learning_rate", 1.0)),
+                                           check=check, progress=progress, sharpness=sharpness)
+            if hog_weight_fine == 0 and tie_weight > 0 and polished.shape[0] > 1:
+                # Near-symmetric objects (front/back, 3-fold legs) give their twins almost the same
+                # silhouette IoU; the shading inside the outline (∇HOG cosine) breaks such ties.
+                with torch.no_grad():
+                    size_cam, size_gray, size_mask = working(size)
+                    judge = _Objective(device_mesh, size_cam, size_mask.to(dev, dtype), size_gray.to(dev, dtype),
+                                       hog_weight=1.0, iou_weight=0.0)
+                    tie_score, _ = judge(polished, sharpness[1])
+                score = score + tie_weight * tie_score
+            return polished, score, iou
+
+        final_size = min(int(options.get("final_size", 256)), max(width, height))
+        final_iterations = int(options.get("final_iterations", 8))
+        two_stage = final_size > work_size and final_iterations > 0
+        refined, refined_score, refined_iou = polish(
+            explored[keep], work_size, int(options.get("iterations", 20)), 0.6, (0.8, 0.4),
+            (0.6, 0.85 if two_stage else 0.98))
+        if two_stage:
+            # Last look at (up to) the photo's own resolution for the finalists and the best one's
+            # twins: a stool's back lip or a thin leg is a few pixels there and under one at the
+            # working size, and that is what separates near-symmetric twins.
+            order_cpu = torch.argsort(refined_score.cpu(), descending=True).tolist()
+            finalists = _distinct(order_cpu, refined.cpu(), max(int(top_k), 3), min_gap=15.0)
+            finalists += _twins_among(refined.cpu(), order_cpu[0], finalists)
+            refined, refined_score, refined_iou = polish(
+                refined[finalists], final_size, final_iterations, 0.3, (0.5, 0.3), (0.85, 0.98))
         refined, refined_score, refined_iou = refined.cpu(), refined_score.cpu(), refined_iou.cpu()
         timings["refine"] = time.perf_counter() - tick
         ranking = torch.argsort(refined_score, descending=True).tolist()
