@@ -880,6 +880,49 @@ def _label_color_information(silhouette: torch.Tensor, bins: torch.Tensor, valid
     return information / label_entropy
 
 
+def _gradient_magnitude(gray: torch.Tensor) -> torch.Tensor:
+    """Gradient magnitude ``(H, W)`` of a ``(H, W)`` image after a 3x3 binomial blur (sensor noise)."""
+    kernel = torch.tensor([1.0, 2.0, 1.0], dtype=gray.dtype, device=gray.device)
+    kernel = (kernel[:, None] * kernel[None, :] / 16.0)[None, None]
+    smooth = F.conv2d(F.pad(gray[None, None], (1, 1, 1, 1), mode="replicate"), kernel)
+    padded = F.pad(smooth, (1, 1, 1, 1), mode="replicate")[0, 0]
+    gx = (padded[1:-1, 2:] - padded[1:-1, :-2]) / 2
+    gy = (padded[2:, 1:-1] - padded[:-2, 1:-1]) / 2
+    return torch.sqrt(gx * gx + gy * gy)
+
+
+def _occlusion_edge_evidence(silhouette: torch.Tensor, depth: torch.Tensor, photo_edges: torch.Tensor,
+                             jump: float = 0.05, quantile: float = 0.7) -> torch.Tensor:
+    """Does the photo show the edges where a candidate's parts occlude each other? ``(B,)``.
+
+    Inside the outline, a depth jump of more than ``jump`` (mesh radii) between neighbouring
+    pixels is an occlusion edge of the candidate (a mug's handle in front of its body, a stool's
+    leg before another). Shading creases and texture vary with lights and materials; occlusion
+    edges are geometry, so the photo has an edge there whatever they are. Each such pixel scores
+    ``(g - t) / t``: ``g`` the photo's gradient magnitude, ``t`` its ``quantile`` inside the
+    candidate's outline (a typical textured pixel). A hallucinated handle over a plain body scores
+    below zero, a real one above, a candidate without occlusion edges zero. Normalised by the
+    interior area so that it does not grow with the object's size.
+
+    Args:
+        silhouette, depth: ``(B, H, W)`` render (depth in mesh radii, 0 outside).
+        photo_edges: ``(H, W)`` photo gradient magnitude (:func:`_gradient_magnitude`).
+    """
+    solid = (silhouette > 0.5).to(depth.dtype)[:, None]
+    interior = (-F.max_pool2d(-solid, 5, stride=1, padding=2))[:, 0] > 0.5  # 2 px from the outline
+    padded = F.pad(depth[:, None], (1, 1, 1, 1), mode="replicate")[:, 0]
+    jumps = torch.maximum((padded[:, 1:-1, 2:] - padded[:, 1:-1, :-2]).abs(), (padded[:, 2:, 1:-1] - padded[:, :-2, 1:-1]).abs())
+    edges = (jumps > jump) & interior
+    scores = torch.zeros(depth.shape[0], dtype=depth.dtype, device=depth.device)
+    for index in range(depth.shape[0]):
+        inside = photo_edges[interior[index]]
+        if inside.numel() < 16 or not bool(edges[index].any()):
+            continue
+        typical = torch.quantile(inside, quantile).clamp_min(1e-6)
+        scores[index] = ((photo_edges[edges[index]] - typical) / typical).sum() / inside.numel()
+    return scores
+
+
 # --------------------------------------------------------------------------------------------
 # Candidate selection
 # --------------------------------------------------------------------------------------------
@@ -1024,6 +1067,20 @@ class _Objective:
         result = _render.render(self.render_mesh, **kwargs)
         return result.silhouette, result.shaded
 
+    def render_full(self, params: torch.Tensor, sigma: float) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Silhouettes, gray renders and depths (mesh radii) ``(B, H, W)`` for ``(B, 6)`` params."""
+        from . import render as _render
+
+        cam = self.cam
+        if self.render_mesh is None:
+            self.render_mesh = _render.Mesh.from_arrays(self.mesh.vertices, self.mesh.faces)
+        return tuple(_render.render(
+            self.render_mesh, azimuth=params[:, 0], elevation=params[:, 1], distance=params[:, 2], roll=params[:, 3],
+            shift_x=params[:, 4], shift_y=params[:, 5], lens_mm=cam.lens_mm, sensor_width_mm=cam.sensor_width_mm,
+            sensor_height_mm=cam.sensor_height_mm, sensor_fit=cam.sensor_fit, resolution=(cam.width, cam.height),
+            sharpness=sigma,
+        ))
+
     def __call__(self, params: torch.Tensor, sigma: float) -> Tuple[torch.Tensor, torch.Tensor]:
         """Score ``(B,)`` and IoU ``(B,)`` for ``(B, 6)`` params."""
         silhouette, gray = self.render(params, sigma)
@@ -1109,13 +1166,17 @@ def _refine(
 
 def _photo_proposals(rgb: np.ndarray, insets: Sequence[float] = (0.03, 0.10)) -> List[Tuple[float, float, float, float]]:
     """Object boxes for photo-only mode: the box of GrabCut's object inside the photo's frame inset
-    by each of ``insets`` (fractions of the size). A small inset keeps objects that reach near the
-    border, a larger one gives GrabCut more background to model; near-duplicates are dropped."""
+    by each of ``insets`` (fractions of the size; a small inset keeps objects that reach near the
+    border, a larger one gives GrabCut more background to model); near-duplicates are dropped."""
     height, width = rgb.shape[:2]
-    boxes: List[Tuple[float, float, float, float]] = []
+    proposals = []
     for inset in insets:
         frame = (width * inset, height * inset, width * (1 - inset), height * (1 - inset))
-        proposal = _masks.mask_to_box(_masks.grabcut_from_box(rgb, frame))
+        proposals.append(_masks.mask_to_box(_masks.grabcut_from_box(rgb, frame)))
+    boxes: List[Tuple[float, float, float, float]] = []
+    for proposal in proposals:
+        if proposal is None:
+            continue
         if all(float(_box_iou(torch.tensor([proposal]), torch.tensor([other]))) < 0.85 for other in boxes):
             boxes.append(proposal)
     return boxes
@@ -1217,6 +1278,7 @@ def estimate_pose(
         "starts", "hog_weight", "refine_hog_weight", "cache", "learning_rate", "explore_size",
         "explore_iterations", "keep", "max_faces", "box_weight", "iou_weight", "regrab", "tie_hog_weight",
         "color_weight", "refine_color_weight", "final_size", "final_iterations", "proposals",
+        "occlusion_weight", "occlusion_margin",
     }
     unknown = set(options) - known
     if unknown:
@@ -1388,9 +1450,12 @@ def estimate_pose(
         keep = _distinct(explored_order, explored.cpu(), max(int(top_k), int(options.get("keep", 2))), min_gap=15.0)
         keep += _twins_among(explored.cpu(), explored_order[0], keep)
         tie_weight = float(options.get("tie_hog_weight", 0.1))
+        occlusion_weight = float(options.get("occlusion_weight", 0.5))
+
+        occlusion_margin = float(options.get("occlusion_margin", 0.01))
 
         def polish(candidates: torch.Tensor, size: int, iterations: int, learning_rate: float,
-                   sharpness: Tuple[float, float], progress: Tuple[float, float]):
+                   sharpness: Tuple[float, float], progress: Tuple[float, float], last: bool):
             polished, score, iou = _refine(candidates, objective_at(size), iterations=iterations,
                                            learning_rate=learning_rate * float(options.get("learning_rate", 1.0)),
                                            check=check, progress=progress, sharpness=sharpness)
@@ -1403,6 +1468,17 @@ def estimate_pose(
                                        hog_weight=1.0, iou_weight=0.0)
                     tie_score, _ = judge(polished, sharpness[1])
                 score = score + tie_weight * tie_score
+            if last and occlusion_weight > 0 and polished.shape[0] > 1:
+                # Only among near-ties: the evidence is a tie-break, not a score (its size grows
+                # with the number of parts that occlude each other).
+                with torch.no_grad():
+                    size_cam, size_gray, _ = working(size)
+                    judge = _Objective(device_mesh, size_cam, torch.zeros_like(size_gray), size_gray, hog_weight=0.0, iou_weight=0.0)
+                    silhouette, _, depth = judge.render_full(polished, 0.3)
+                    evidence = _occlusion_edge_evidence(silhouette, depth, _gradient_magnitude(size_gray.to(dev, dtype)))
+                tied = score >= score.max() - occlusion_margin
+                bonus = occlusion_weight * (evidence - evidence[tied].min())
+                score = torch.where(tied, score + bonus, score)
             return polished, score, iou
 
         final_size = min(int(options.get("final_size", 256)), max(width, height))
@@ -1410,7 +1486,7 @@ def estimate_pose(
         two_stage = final_size > work_size and final_iterations > 0
         refined, refined_score, refined_iou = polish(
             explored[keep], work_size, int(options.get("iterations", 20)), 0.6, (0.8, 0.4),
-            (0.6, 0.85 if two_stage else 0.98))
+            (0.6, 0.85 if two_stage else 0.98), last=not two_stage)
         if two_stage:
             # Last look at (up to) the photo's own resolution for the finalists and the best one's
             # twins: a stool's back lip or a thin leg is a few pixels there and under one at the
@@ -1419,7 +1495,7 @@ def estimate_pose(
             finalists = _distinct(order_cpu, refined.cpu(), max(int(top_k), 3), min_gap=15.0)
             finalists += _twins_among(refined.cpu(), order_cpu[0], finalists)
             refined, refined_score, refined_iou = polish(
-                refined[finalists], final_size, final_iterations, 0.3, (0.5, 0.3), (0.85, 0.98))
+                refined[finalists], final_size, final_iterations, 0.3, (0.5, 0.3), (0.85, 0.98), last=True)
         refined, refined_score, refined_iou = refined.cpu(), refined_score.cpu(), refined_iou.cpu()
         timings["refine"] = time.perf_counter() - tick
         ranking = torch.argsort(refined_score, descending=True).tolist()
