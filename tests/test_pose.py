@@ -319,3 +319,23 @@ def test_color_bins_cover_the_cube():
     assert int(pose._color_bins(torch.ones(3, 1, 1))) == pose._COLOR_BINS**3 - 1
     many = pose._color_bins(torch.rand(2, 3, 5, 7))
     assert many.shape == (2, 5, 7) and int(many.min()) >= 0 and int(many.max()) < pose._COLOR_BINS**3
+
+
+def test_occlusion_edge_evidence_rewards_seen_edges_and_penalises_hallucinated_ones():
+    """A candidate whose parts occlude each other along a line scores above zero when the photo
+    has an edge there, below zero when the photo is plain there, and zero without such edges."""
+    size = 40
+    silhouette = torch.zeros(1, size, size)
+    silhouette[:, 5:35, 5:35] = 1.0
+    depth = torch.full((1, size, size), 2.0) * silhouette
+    depth[:, 5:35, 20:35] = 1.5  # a part in front of the right half: an occlusion edge at x = 20
+    flat_depth = torch.full((1, size, size), 2.0) * silhouette
+    generator = torch.Generator().manual_seed(0)
+    texture = 0.3 + 0.02 * torch.rand(size, size, generator=generator)
+    with_edge = texture.clone()
+    with_edge[:, 20:] += 0.3
+    seen = pose._occlusion_edge_evidence(silhouette, depth, pose._gradient_magnitude(with_edge))
+    hallucinated = pose._occlusion_edge_evidence(silhouette, depth, pose._gradient_magnitude(texture))
+    none = pose._occlusion_edge_evidence(silhouette, flat_depth, pose._gradient_magnitude(with_edge))
+    assert float(seen) > 0.0 > float(hallucinated)
+    assert float(none) == 0.0
