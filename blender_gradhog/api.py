@@ -164,7 +164,7 @@ def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_s
         bbox: ``(x0, y0, x1, y1)`` box around the object in photo pixels (origin top-left).
         mask: explicit mask (image, path or ``(H, W)`` array); overrides ``mask_source``.
         mask_source: ``'ALPHA'`` (photo alpha when it has one), ``'IMAGE'`` (needs ``mask``),
-            ``'BOX'`` (automatic from ``bbox``) or ``'NONE'``.
+            ``'BOX'`` (outlines judged by the photo's colours around ``bbox``) or ``'NONE'``.
         coarse_views: render the coarse views with Blender now (True), let the backend render
             them (False), or ``'later'``: ``job.pending_views`` is a :class:`CoarseViewJob` to
             render step by step (its temporary scene exists until it finishes or is closed).

@@ -107,7 +107,7 @@ class GradHOGSettings(bpy.types.PropertyGroup):
         items=(
             ('ALPHA', "Photo Alpha", "The photo's alpha channel (ignored when the photo has none)"),
             ('IMAGE', "Mask Image", "A separate mask image: any non-zero pixel is the object"),
-            ('BOX', "Auto from Box", "Segment the object automatically inside the crop box"),
+            ('BOX', "Auto from Box", "No mask: judge each candidate's outline by the photo's colours around the crop box"),
             ('NONE', "None", "No mask: rely on the photo (and the box, if any) alone"),
         ),
         default='ALPHA',

@@ -115,7 +115,7 @@ def test_box_mode_easy_case(chair, cache):
     vertices, faces, radius = chair
     true = Pose(300.0, 20.0, 3.0 * radius, 0.0, 0.0, 0.0)
     photo, mask = photo_of(vertices, faces, true, seed=3)
-    # Easy: plain dark background, so GrabCut separates the object well.
+    # Easy: plain dark background, so the colours tell object from background.
     photo = np.where(mask[..., None], photo, 0.08).astype(np.float32)
     ys, xs = np.nonzero(mask)
     box = (xs.min() - 3, ys.min() - 3, xs.max() + 4, ys.max() + 4)
