@@ -339,3 +339,12 @@ def test_occlusion_edge_evidence_rewards_seen_edges_and_penalises_hallucinated_o
     none = pose._occlusion_edge_evidence(silhouette, flat_depth, pose._gradient_magnitude(with_edge))
     assert float(seen) > 0.0 > float(hallucinated)
     assert float(none) == 0.0
+
+
+def test_prepared_mesh_is_reused_for_the_same_content(chair):
+    """A batch of photos of one mesh (and photo mode's several object guesses) simplify it once."""
+    vertices, faces, _ = chair
+    first = pose._prepare_mesh(vertices, faces, max_faces=500)
+    again = pose._prepare_mesh(np.array(vertices, copy=True), np.array(faces, copy=True), max_faces=500)
+    assert again is first and first.faces.shape[0] <= 500
+    assert pose._prepare_mesh(vertices, faces, max_faces=600) is not first

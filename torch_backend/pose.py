@@ -309,13 +309,25 @@ def _prepare_mesh(vertices, faces, max_faces: int = 2000) -> _Mesh:
     digest.update(np.ascontiguousarray(verts.numpy()).tobytes())
     digest.update(np.ascontiguousarray(tris.numpy()).tobytes())
     digest.update(str(int(max_faces)).encode())
+    key = digest.hexdigest()
+    if key in _PREPARED_MESHES:  # a batch of photos of one mesh simplifies it once
+        _PREPARED_MESHES.move_to_end(key)
+        return _PREPARED_MESHES[key]
     if tris.shape[0] > max_faces:
         from .simplify import simplify_to_budget
 
         simplified = simplify_to_budget(verts.numpy(), tris.numpy(), int(max_faces))
         verts = torch.as_tensor(simplified.vertices, dtype=torch.float64)
         tris = torch.as_tensor(simplified.faces, dtype=torch.int64)
-    return _Mesh((verts / radius).to(torch.float32), tris, radius, digest.hexdigest())
+    prepared = _Mesh((verts / radius).to(torch.float32), tris, radius, key)
+    _PREPARED_MESHES[key] = prepared
+    while len(_PREPARED_MESHES) > 4:
+        _PREPARED_MESHES.popitem(last=False)
+    return prepared
+
+
+#: Prepared (validated, simplified, scaled) meshes by content hash, most recent last.
+_PREPARED_MESHES: "collections.OrderedDict[str, _Mesh]" = collections.OrderedDict()
 
 
 # --------------------------------------------------------------------------------------------
