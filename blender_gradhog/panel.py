@@ -101,7 +101,6 @@ class GRADHOG_PT_options(_GradHOGPanel, bpy.types.Panel):
         column.prop(settings, "starts")
         column.prop(settings, "iterations")
         layout.prop(settings, "top_k")
-        layout.prop(settings, "lock_focal_length")
         layout.prop(settings, "device")
         layout.prop(settings, "seed")
 

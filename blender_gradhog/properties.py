@@ -159,7 +159,9 @@ class GradHOGSettings(bpy.types.PropertyGroup):
     )
     lock_focal_length: BoolProperty(
         name="Lock Focal Length",
-        description="Keep the camera's focal length and sensor as they are",
+        description="Keep the camera's focal length and sensor as they are. The alignment never "
+                    "estimates the focal length, so this is always the case; kept (and not drawn) "
+                    "so that scripts and saved files that set it keep working",
         default=True,
     )
     device: EnumProperty(

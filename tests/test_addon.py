@@ -164,7 +164,8 @@ def test_panels_draw_every_control(tmp_path):
     drawn = {args[1] for name, args, _ in log if name == "prop"}
     operators_drawn = {args[0] for name, args, _ in log if name == "operator"}
     assert {"target", "camera", "mask_source", "use_box", "box", "starts", "iterations", "top_k",
-            "lock_focal_length", "device", "hog_variant"} <= drawn
+            "device", "hog_variant"} <= drawn
+    assert "lock_focal_length" not in drawn  # the focal length is never estimated: no dead toggle
     assert {"gradhog.align_camera", "gradhog.preview_hog", "gradhog.preimage", "gradhog.draw_box"} <= operators_drawn
     assert any(name == "template_ID" and args[1] == "photo_image" for name, args, _ in log)
 

@@ -348,3 +348,25 @@ def test_prepared_mesh_is_reused_for_the_same_content(chair):
     again = pose._prepare_mesh(np.array(vertices, copy=True), np.array(faces, copy=True), max_faces=500)
     assert again is first and first.faces.shape[0] <= 500
     assert pose._prepare_mesh(vertices, faces, max_faces=600) is not first
+
+
+@pytest.mark.parametrize("variant", ["dalal", "skimage"])
+def test_other_hog_variants_drive_box_mode(chair, cache, variant):
+    """The add-on's "HOG Variant" reaches the objective: every variant gives (B, 9, h/8, w/8)
+    unsigned cells, and box mode works with each."""
+    cells = pose._hog_cells(torch.rand(2, 64, 48), variant)
+    assert cells.shape == (2, 9, 8, 6) and torch.isfinite(cells).all()
+    vertices, faces, radius = chair
+    true = Pose(300.0, 20.0, 3.0 * radius, 0.0, 0.0, 0.0)
+    photo, mask = photo_of(vertices, faces, true, seed=3)
+    photo = np.where(mask[..., None], photo, 0.08).astype(np.float32)
+    ys, xs = np.nonzero(mask)
+    box = (xs.min() - 3, ys.min() - 3, xs.max() + 4, ys.max() + 4)
+    result = estimate_pose(photo, vertices, faces, INTRINSICS, bbox=box, cache=cache, hog_variant=variant, **FAST)
+    assert azimuth_error(result.pose.azimuth, true.azimuth) < 10.0
+
+
+def test_unknown_hog_variant_is_refused(tiny):
+    vertices, faces, photo, mask = tiny
+    with pytest.raises(ValueError, match="hog_variant"):
+        estimate_pose(photo, vertices, faces, INTRINSICS, mask=mask, hog_variant="sift")

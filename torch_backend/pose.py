@@ -699,6 +699,7 @@ def _coarse_search(
     box: Optional[Sequence[float]] = None,
     hog_rolls: int = 3,
     photo_rgb: Optional[torch.Tensor] = None,
+    hog_variant: str = "uoctti",
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Score every (view, roll) aligned to the photo; return ``(scores (N*R,), params (N*R, 6))``
     with params in normalised mesh units (az, el, dist, roll, shift_x, shift_y).
@@ -777,11 +778,11 @@ def _coarse_search(
                 inside = (photo_patch[:, 5] > 0.5).flatten(1)
                 costly = costly + w_color * _label_color_information(patches[:, 0].flatten(1), color_bins, inside)
             if w_hog > 0:
-                hog_view = _hog_cells(patches[:, 1])
+                hog_view = _hog_cells(patches[:, 1], hog_variant)
                 if shared_patch is None:
-                    hog_photo = _hog_cells(photo_patch[:, 1])
+                    hog_photo = _hog_cells(photo_patch[:, 1], hog_variant)
                 else:
-                    hog_photo = _hog_cells(shared_patch[:, 1]).expand_as(hog_view)
+                    hog_photo = _hog_cells(shared_patch[:, 1], hog_variant).expand_as(hog_view)
                 cells = hog_view.shape[-2:]
                 region = torch.maximum(F.adaptive_avg_pool2d(photo_patch[:, :1], cells), F.adaptive_avg_pool2d(patches[:, :1], cells))[:, 0]
                 costly = costly + w_hog * _masked_cosine(hog_view, hog_photo, (region > 0.05).to(hog_view.dtype))
@@ -824,14 +825,27 @@ def _similarity_to_params(views: _ViewSet, centres: torch.Tensor, scale: torch.T
 _ROLL_SIGN = -1.0
 
 
-def _hog_cells(gray: torch.Tensor) -> torch.Tensor:
-    """Contrast-insensitive HOG cells ``(B, D, c, c)`` of ``(B, h, w)`` gray patches."""
-    from .hog import hog
+#: HOG flavours the pose objective can compare (the add-on's "HOG Variant" option).
+HOG_VARIANTS = ("uoctti", "dalal", "skimage")
 
-    features = hog(gray[:, None], "uoctti", cell_size=8, num_bins=9)
-    # UoCTTI layout: 18 signed + 9 unsigned orientations + 4 texture; object and background may
-    # swap brightness between photo and render, so only the unsigned part compares fairly.
-    return features[:, 18:27]
+
+def _hog_cells(gray: torch.Tensor, variant: str = "uoctti") -> torch.Tensor:
+    """Contrast-insensitive HOG cells ``(B, 9, h/8, w/8)`` of ``(B, h, w)`` gray patches.
+
+    ``uoctti``: the 9 unsigned orientations of Felzenszwalb et al.'s 31 (object and background
+    may swap brightness between photo and render, so only the unsigned part compares fairly);
+    ``dalal``: Dalal-Triggs cells; ``skimage``: scikit-image's HOG with one-cell L2-Hys blocks.
+    """
+    from .hog import hog, skimage_hog
+
+    if variant == "uoctti":
+        return hog(gray[:, None], "uoctti", cell_size=8, num_bins=9)[:, 18:27]
+    if variant == "dalal":
+        return hog(gray[:, None], "dalal", cell_size=8, num_bins=9)
+    if variant == "skimage":
+        cells = skimage_hog(gray, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(1, 1), feature_vector=False)
+        return cells[:, :, :, 0, 0, :].permute(0, 3, 1, 2)
+    raise ValueError(f"hog_variant must be one of {HOG_VARIANTS}, got {variant!r}")
 
 
 def _masked_cosine(a: torch.Tensor, b: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
@@ -1036,8 +1050,9 @@ class _Objective:
 
     def __init__(self, mesh: _Mesh, cam: _Cam, mask: torch.Tensor, photo_gray: torch.Tensor, hog_weight: float, iou_weight: float,
                  box: Optional[torch.Tensor] = None, box_weight: float = 0.0,
-                 photo_rgb: Optional[torch.Tensor] = None, color_weight: float = 0.0):
+                 photo_rgb: Optional[torch.Tensor] = None, color_weight: float = 0.0, hog_variant: str = "uoctti"):
         self.mesh, self.cam = mesh, cam
+        self.hog_variant = hog_variant
         self.box, self.box_weight = box, float(box_weight)
         self.color_weight = float(color_weight) if photo_rgb is not None else 0.0
         if self.color_weight > 0:
@@ -1057,7 +1072,7 @@ class _Objective:
             self.color_bins = _color_bins(photo_rgb).flatten()
         self.mask, self.photo_gray = mask, photo_gray
         self.hog_weight, self.iou_weight = float(hog_weight), float(iou_weight)
-        self.photo_hog = _hog_cells(photo_gray[None]) if hog_weight > 0 else None
+        self.photo_hog = _hog_cells(photo_gray[None], hog_variant) if hog_weight > 0 else None
         self.render_mesh = None
 
     def render(self, params: torch.Tensor, sigma: float) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -1099,7 +1114,7 @@ class _Objective:
         iou = _soft_iou(silhouette, self.mask[None])
         score = self.iou_weight * iou
         if self.photo_hog is not None:
-            render_hog = _hog_cells(gray)
+            render_hog = _hog_cells(gray, self.hog_variant)
             cells = render_hog.shape[-2:]
             region = F.adaptive_max_pool2d(silhouette[:, None], cells)
             region = F.max_pool2d(region, 3, stride=1, padding=1)[:, 0]  # one cell of context
@@ -1275,7 +1290,9 @@ def estimate_pose(
             ``learning_rate=1.0``; weights: ``iou_weight`` (1 with a mask, else 0: IoU with the
             GrabCut mask), ``hog_weight`` (coarse), ``refine_hog_weight``, ``color_weight=1.5``
             (coarse), ``refine_color_weight=1.0`` (colour term, box/photo), ``box_weight=0.5``,
-            ``tie_hog_weight=0.1``; ``regrab=True`` (GrabCut again seeded by the first estimate,
+            ``tie_hog_weight=0.1``, ``occlusion_weight=0.5`` and ``occlusion_margin=0.01``
+            (near-tie break by occlusion edges); ``hog_variant="uoctti"`` (or ``"dalal"``,
+            ``"skimage"``: the HOG compared between photo and renders); ``regrab=True`` (GrabCut again seeded by the first estimate,
             when ``iou_weight > 0`` without a mask); ``proposals=True`` (photo mode: box mode on
             automatic object boxes; False: one GrabCut mask of the whole frame); ``cache``
             (a :class:`CoarseViewCache`).
@@ -1295,13 +1312,16 @@ def estimate_pose(
         "starts", "hog_weight", "refine_hog_weight", "cache", "learning_rate", "explore_size",
         "explore_iterations", "keep", "max_faces", "box_weight", "iou_weight", "regrab", "tie_hog_weight",
         "color_weight", "refine_color_weight", "final_size", "final_iterations", "proposals",
-        "occlusion_weight", "occlusion_margin",
+        "occlusion_weight", "occlusion_margin", "hog_variant",
     }
     unknown = set(options) - known
     if unknown:
         raise ValueError(f"estimate_pose: unknown option(s) {sorted(unknown)}; known: {sorted(known)}")
     if int(top_k) < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
+    hog_variant = str(options.get("hog_variant", "uoctti"))
+    if hog_variant not in HOG_VARIANTS:
+        raise ValueError(f"hog_variant must be one of {HOG_VARIANTS}, got {hog_variant!r}")
 
     def check(progress: float, message: str) -> None:
         if callback is not None and callback(float(progress), message) is False:
@@ -1388,7 +1408,7 @@ def estimate_pose(
         work_box = [v * factor for v in box]
     work_rgb = _resize(rgb_t, work_cam.height, work_cam.width)
     scores, params = _coarse_search(views, photo_gray, mask_t, work_cam, rolls, coarse_weights, check, box=work_box,
-                                    photo_rgb=work_rgb)
+                                    photo_rgb=work_rgb, hog_variant=hog_variant)
     timings["coarse_search"] = time.perf_counter() - tick
     order = torch.argsort(scores, descending=True).tolist()
     best = order[0]
@@ -1430,7 +1450,7 @@ def estimate_pose(
                               iou_weight=iou_weight,
                               box=size_box, box_weight=box_weight,
                               photo_rgb=_resize(rgb_t, size_cam.height, size_cam.width).to(dev, dtype),
-                              color_weight=color_weight_fine)
+                              color_weight=color_weight_fine, hog_variant=hog_variant)
 
         # Phase 1 (explore): every start, a few steps at low resolution with a wide blur.
         starts = params[start_ids].to(dev, dtype)
@@ -1482,7 +1502,7 @@ def estimate_pose(
                 with torch.no_grad():
                     size_cam, size_gray, size_mask = working(size)
                     judge = _Objective(device_mesh, size_cam, size_mask.to(dev, dtype), size_gray.to(dev, dtype),
-                                       hog_weight=1.0, iou_weight=0.0)
+                                       hog_weight=1.0, iou_weight=0.0, hog_variant=hog_variant)
                     tie_score, _ = judge(polished, sharpness[1])
                 score = score + tie_weight * tie_score
             if last and occlusion_weight > 0 and polished.shape[0] > 1:
