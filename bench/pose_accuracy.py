@@ -63,6 +63,15 @@ def jittered_box(record: dict, seed: int, fraction: float = 0.03):
     return [x0, y0, x1, y1]
 
 
+def loosened_box(box, record: dict, margin: float):
+    """``box`` grown by ``margin`` of its width/height on each side, kept inside the photo (a
+    carelessly drawn box)."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    return [max(0.0, x0 - margin * w), max(0.0, y0 - margin * h),
+            min(float(record["width"]), x1 + margin * w), min(float(record["height"]), y1 + margin * h)]
+
+
 def intrinsics_of(record: dict) -> dict:
     """Camera intrinsics of a ground-truth record, as ``estimate_pose`` takes them."""
     return {
@@ -90,11 +99,12 @@ def _dump(path, results) -> None:
     path.write_text(json.dumps({f"{m}/{s}": rows for (m, s), rows in results.items()}, indent=1))
 
 
-def run(records, modes, options, *, log=print, json_path=None, first_index=0):
+def run(records, modes, options, *, log=print, json_path=None, first_index=0, box_margin=0.0):
     """Run every mode on every record; returns ``{(mode, stage): [row, ...]}`` of per-photo rows.
     With ``json_path`` the rows so far are rewritten there after every photo (a long run that is
     stopped keeps what it measured). ``first_index`` is the set index of ``records[0]``: box jitter
-    is seeded by a photo's place in the whole set, so split runs (``--skip``) see the same boxes."""
+    is seeded by a photo's place in the whole set, so split runs (``--skip``) see the same boxes.
+    ``box_margin`` grows each box by that fraction of its size on each side (loose boxes)."""
     cache = CoarseViewCache(max_entries=8)
     results = {(m, s): [] for m in modes for s in STAGES}
     mesh_cache = {}
@@ -109,7 +119,7 @@ def run(records, modes, options, *, log=print, json_path=None, first_index=0):
             if mode == "mask":
                 kwargs["mask"] = mask
             elif mode == "box":
-                kwargs["bbox"] = jittered_box(record, seed=first_index + number)
+                kwargs["bbox"] = loosened_box(jittered_box(record, seed=first_index + number), record, box_margin)
             result = estimate_pose(photo, vertices, faces, intrinsics_of(record), seed=0,
                                    cache=cache, **kwargs, **options)
             # gradient stage = explore (all starts, low resolution) + refine (incl. any re-segmentation)
@@ -192,6 +202,9 @@ def main(argv=None) -> int:
     parser.add_argument("--coarse-only", action="store_true",
                         help="estimate_pose(..., refine=False): coarse rows only")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--box-margin", type=float, default=0.0,
+                        help="box mode: grow each box by this fraction of its size on each side "
+                             "(a loosely drawn box; default 0: tight, jittered by 3 %%)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="extra estimate_pose option, e.g. --option color_weight=0 (ablations; "
                              "VALUE is read as a Python literal)")
@@ -237,7 +250,8 @@ def main(argv=None) -> int:
     elif args.quick:
         options["iterations"] = 15
     started = time.perf_counter()
-    results = run(records, args.modes, options, json_path=args.json, first_index=args.skip)
+    results = run(records, args.modes, options, json_path=args.json, first_index=args.skip,
+                  box_margin=args.box_margin)
     total = time.perf_counter() - started
     table = markdown_table(results, args.modes)
     meshes_table = per_mesh_table(results, args.modes)
@@ -254,7 +268,8 @@ def main(argv=None) -> int:
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    info = (f"{len(records)} photos from {args.set.name}, modes {', '.join(args.modes)}, options "
+    info = (f"{len(records)} photos from {args.set.name}, modes {', '.join(args.modes)}, "
+            f"box margin {args.box_margin:g}, options "
             f"{options or 'defaults'}; torch {torch.__version__}, {args.threads} threads, "
             f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average at the "
             f"end {load:.1f}; commit {commit}; total {total:.0f} s")

@@ -91,7 +91,8 @@ class GradHOGSettings(bpy.types.PropertyGroup):
     # --- cues: where the object is in the photo ------------------------------------------------
     use_box: BoolProperty(
         name="Crop Box",
-        description="Use a box around the object in the photo (pixels, origin top-left)",
+        description="Use a box around the object in the photo (pixels, origin top-left). Draw it "
+                    "tight: its size sets the object's scale",
         default=False,
     )
     box: IntVectorProperty(
