@@ -522,29 +522,36 @@ bpy.app.timers.register(start_cancel_run, first_interval=2.0)
 '''
 
 
-@pytest.mark.blender
-@pytest.mark.slow
-def test_modal_align_in_a_real_blender_window_cancels_on_escape_then_finishes(tmp_path):
+def _run_in_blender_window(tmp_path, script_text, *, timeout, extra_args=(), pythonpath=None):
+    """Run ``script_text`` in Debian's Blender in a virtual X window (``-- OUT REPO`` as arguments);
+    returns the finished process and the JSON the script wrote to OUT. Skips without xvfb-run."""
+    import json
     import os
     import shutil
     import subprocess
-    import sysconfig
     from pathlib import Path
 
     if shutil.which("xvfb-run") is None:
         pytest.skip("xvfb-run is not installed")
-    script, out = tmp_path / "ui_modal.py", tmp_path / "out.json"
-    script.write_text(UI_SCRIPT)
+    script, out = tmp_path / "ui_script.py", tmp_path / "out.json"
+    script.write_text(script_text)
     repo = Path(__file__).resolve().parent.parent
-    environment = dict(os.environ, PYTHONPATH=sysconfig.get_paths()["purelib"])
+    environment = dict(os.environ, PYTHONPATH=pythonpath) if pythonpath else None
     completed = subprocess.run(
         ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", shutil.which("blender"), "--factory-startup",
-         "--python-use-system-env", "--enable-event-simulate", "--python", str(script), "--", str(out), str(repo)],
-        capture_output=True, text=True, timeout=500, env=environment)
+         *extra_args, "--enable-event-simulate", "--python", str(script), "--", str(out), str(repo)],
+        capture_output=True, text=True, timeout=timeout, env=environment)
     assert out.is_file(), completed.stdout[-3000:] + completed.stderr[-3000:]
-    import json
+    return completed, json.loads(out.read_text())
 
-    log = json.loads(out.read_text())
+
+@pytest.mark.blender
+@pytest.mark.slow
+def test_modal_align_in_a_real_blender_window_cancels_on_escape_then_finishes(tmp_path):
+    import sysconfig
+
+    completed, log = _run_in_blender_window(tmp_path, UI_SCRIPT, timeout=500, extra_args=["--python-use-system-env"],
+                                            pythonpath=sysconfig.get_paths()["purelib"])
     assert log["invoke_cancel"] == ["RUNNING_MODAL"] and log["invoke_full"] == ["RUNNING_MODAL"]
     assert log["after_cancel_unchanged"] and not log["has_result_after_cancel"]
     assert log["scenes_after_cancel"] == ["Scene"]  # the temporary render scene is gone
@@ -606,23 +613,8 @@ bpy.app.timers.register(start, first_interval=1.5)
 @pytest.mark.blender
 @pytest.mark.slow
 def test_draw_box_in_a_real_blender_window(tmp_path):
-    import json
-    import shutil
-    import subprocess
-    from pathlib import Path
-
-    if shutil.which("xvfb-run") is None:
-        pytest.skip("xvfb-run is not installed")
-    script, out = tmp_path / "ui_box.py", tmp_path / "box.json"
-    script.write_text(BOX_SCRIPT)
-    repo = Path(__file__).resolve().parent.parent
-    completed = subprocess.run(
-        ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", shutil.which("blender"), "--factory-startup",
-         "--enable-event-simulate", "--python", str(script), "--", str(out), str(repo)],
-        capture_output=True, text=True, timeout=300)
-    assert out.is_file(), completed.stdout[-3000:] + completed.stderr[-3000:]
+    completed, log = _run_in_blender_window(tmp_path, BOX_SCRIPT, timeout=300)
     assert "Traceback" not in completed.stdout + completed.stderr  # the rectangle drawing included
-    log = json.loads(out.read_text())
     assert log["poll"] and log["invoke"] == ["RUNNING_MODAL"]
     assert log["resolution"] == [320, 240]  # the photo's aspect, so the box is drawn over the photo
     assert log["use_box"] and log["box"] == [80, 60, 240, 180]
