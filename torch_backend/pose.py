@@ -1039,6 +1039,16 @@ def _twins_among(params: torch.Tensor, best: int, chosen: Sequence[int], reach: 
     return picked
 
 
+def _render_arguments(params: torch.Tensor, cam: _Cam, sharpness: float) -> Dict[str, Any]:
+    """Keyword arguments of :mod:`torch_backend.render` for ``(B, 6)`` params seen by ``cam``."""
+    return dict(
+        azimuth=params[:, 0], elevation=params[:, 1], distance=params[:, 2], roll=params[:, 3],
+        shift_x=params[:, 4], shift_y=params[:, 5], lens_mm=cam.lens_mm,
+        sensor_width_mm=cam.sensor_width_mm, sensor_height_mm=cam.sensor_height_mm,
+        sensor_fit=cam.sensor_fit, resolution=(cam.width, cam.height), sharpness=sharpness,
+    )
+
+
 class _Objective:
     """Differentiable pose score at the working resolution (higher is better).
 
@@ -1072,53 +1082,47 @@ class _Objective:
             self.color_bins = _color_bins(photo_rgb).flatten()
         self.mask, self.photo_gray = mask, photo_gray
         self.hog_weight, self.iou_weight = float(hog_weight), float(iou_weight)
-        self.photo_hog = _hog_cells(photo_gray[None], hog_variant) if hog_weight > 0 else None
+        self._photo_hog: Optional[torch.Tensor] = None
         self.render_mesh = None
 
-    def render(self, params: torch.Tensor, sigma: float) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Soft silhouettes ``(B, H, W)`` and gray renders ``(B, H, W)`` for ``(B, 6)`` params."""
+    @property
+    def photo_hog(self) -> torch.Tensor:
+        """Unsigned HOG cells ``(1, 9, h/8, w/8)`` of the photo (computed on first use)."""
+        if self._photo_hog is None:
+            self._photo_hog = _hog_cells(self.photo_gray[None], self.hog_variant)
+        return self._photo_hog
+
+    def render(self, params: torch.Tensor, sigma: float, *, with_depth: bool = False) -> Tuple[torch.Tensor, ...]:
+        """Soft silhouettes and gray renders ``(B, H, W)`` for ``(B, 6)`` params (the silhouette
+        stands in for the gray render when HOG is not scored); ``with_depth`` adds the depths
+        (mesh radii)."""
         from . import render as _render
 
-        cam = self.cam
-        kwargs = dict(
-            azimuth=params[:, 0], elevation=params[:, 1], distance=params[:, 2], roll=params[:, 3],
-            shift_x=params[:, 4], shift_y=params[:, 5], lens_mm=cam.lens_mm,
-            sensor_width_mm=cam.sensor_width_mm, sensor_height_mm=cam.sensor_height_mm,
-            sensor_fit=cam.sensor_fit, resolution=(cam.width, cam.height), sharpness=sigma,
-        )
         if self.render_mesh is None:
             self.render_mesh = _render.Mesh.from_arrays(self.mesh.vertices, self.mesh.faces)
-        if self.photo_hog is None:
+        kwargs = _render_arguments(params, self.cam, sigma)
+        if self.hog_weight == 0 and not with_depth:
             silhouette = _render.render_silhouette(self.render_mesh, **kwargs)
             return silhouette, silhouette
         result = _render.render(self.render_mesh, **kwargs)
-        return result.silhouette, result.shaded
+        return tuple(result) if with_depth else (result.silhouette, result.shaded)
 
-    def render_full(self, params: torch.Tensor, sigma: float) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Silhouettes, gray renders and depths (mesh radii) ``(B, H, W)`` for ``(B, 6)`` params."""
-        from . import render as _render
-
-        cam = self.cam
-        if self.render_mesh is None:
-            self.render_mesh = _render.Mesh.from_arrays(self.mesh.vertices, self.mesh.faces)
-        return tuple(_render.render(
-            self.render_mesh, azimuth=params[:, 0], elevation=params[:, 1], distance=params[:, 2], roll=params[:, 3],
-            shift_x=params[:, 4], shift_y=params[:, 5], lens_mm=cam.lens_mm, sensor_width_mm=cam.sensor_width_mm,
-            sensor_height_mm=cam.sensor_height_mm, sensor_fit=cam.sensor_fit, resolution=(cam.width, cam.height),
-            sharpness=sigma,
-        ))
+    def hog_similarity(self, silhouette: torch.Tensor, gray: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` cosine of the unsigned HOG cells of renders and photo, over the cells the render
+        covers plus one cell of context."""
+        render_hog = _hog_cells(gray, self.hog_variant)
+        cells = render_hog.shape[-2:]
+        region = F.adaptive_max_pool2d(silhouette[:, None], cells)
+        region = F.max_pool2d(region, 3, stride=1, padding=1)[:, 0]
+        return _masked_cosine(render_hog, self.photo_hog.expand_as(render_hog), region)
 
     def __call__(self, params: torch.Tensor, sigma: float) -> Tuple[torch.Tensor, torch.Tensor]:
         """Score ``(B,)`` and IoU ``(B,)`` for ``(B, 6)`` params."""
         silhouette, gray = self.render(params, sigma)
         iou = _soft_iou(silhouette, self.mask[None])
         score = self.iou_weight * iou
-        if self.photo_hog is not None:
-            render_hog = _hog_cells(gray, self.hog_variant)
-            cells = render_hog.shape[-2:]
-            region = F.adaptive_max_pool2d(silhouette[:, None], cells)
-            region = F.max_pool2d(region, 3, stride=1, padding=1)[:, 0]  # one cell of context
-            score = score + self.hog_weight * _masked_cosine(render_hog, self.photo_hog.expand_as(render_hog), region)
+        if self.hog_weight > 0:
+            score = score + self.hog_weight * self.hog_similarity(silhouette, gray)
         if self.color_weight > 0:
             score = score + self.color_weight * _label_color_information(silhouette.flatten(1), self.color_bins, self.color_region)
         if self.box is not None and self.box_weight > 0:
@@ -1209,8 +1213,6 @@ def _photo_proposals(rgb: np.ndarray, insets: Sequence[float] = (0.03, 0.10)) ->
         proposals.append(_masks.mask_to_box(_masks.grabcut_from_box(rgb, frame)))
     boxes: List[Tuple[float, float, float, float]] = []
     for proposal in proposals:
-        if proposal is None:
-            continue
         if all(float(_box_iou(torch.tensor([proposal]), torch.tensor([other]))) < 0.85 for other in boxes):
             boxes.append(proposal)
     return boxes
@@ -1223,6 +1225,7 @@ def _estimate_from_proposals(rgb: np.ndarray, vertices, faces, camera_intrinsics
     tick = time.perf_counter()
     boxes = _photo_proposals(rgb)
     cues_seconds = time.perf_counter() - tick
+    kwargs["use_alpha"] = False  # photo mode: the alpha, if any, is no mask
     results: List[PoseResult] = []
     for number, proposal in enumerate(boxes):
         low, high = number / len(boxes), (number + 1) / len(boxes)
@@ -1232,7 +1235,6 @@ def _estimate_from_proposals(rgb: np.ndarray, vertices, faces, camera_intrinsics
                 return None
             return callback(low + (high - low) * fraction, f"{message} (object guess {number + 1}/{len(boxes)})")
 
-        kwargs["use_alpha"] = False
         results.append(estimate_pose(rgb, vertices, faces, camera_intrinsics, bbox=proposal, top_k=top_k,
                                      callback=progress, **kwargs))
     best = max(results, key=lambda result: result.score)
@@ -1471,13 +1473,7 @@ def estimate_pose(
             guess_cam, _, _ = working(240)
             from . import render as _render
 
-            guess = _render.render_silhouette(
-                mesh.vertices, mesh.faces, azimuth=best_explored[:, 0], elevation=best_explored[:, 1],
-                distance=best_explored[:, 2], roll=best_explored[:, 3], shift_x=best_explored[:, 4],
-                shift_y=best_explored[:, 5], lens_mm=guess_cam.lens_mm, sensor_width_mm=guess_cam.sensor_width_mm,
-                sensor_height_mm=guess_cam.sensor_height_mm, sensor_fit=guess_cam.sensor_fit,
-                resolution=(guess_cam.width, guess_cam.height), sharpness=0.3,
-            )[0]
+            guess = _render.render_silhouette(mesh.vertices, mesh.faces, **_render_arguments(best_explored, guess_cam, 0.3))[0]
             guess = _resize(guess[None].float(), height, width)[0].numpy() > 0.5
             if guess.any():
                 object_mask = _masks.grabcut_from_mask(rgb, guess, box if box is not None else frame)
@@ -1495,29 +1491,27 @@ def estimate_pose(
 
         def polish(candidates: torch.Tensor, size: int, iterations: int, learning_rate: float,
                    sharpness: Tuple[float, float], progress: Tuple[float, float], last: bool):
-            polished, score, iou = _refine(candidates, objective_at(size), iterations=iterations,
+            objective = objective_at(size)
+            polished, score, iou = _refine(candidates, objective, iterations=iterations,
                                            learning_rate=learning_rate * float(options.get("learning_rate", 1.0)),
                                            check=check, progress=progress, sharpness=sharpness)
-            if hog_weight_fine == 0 and tie_weight > 0 and polished.shape[0] > 1:
-                # Near-symmetric objects (front/back, 3-fold legs) give their twins almost the same
-                # silhouette IoU; the shading inside the outline (∇HOG cosine) breaks such ties.
-                with torch.no_grad():
-                    size_cam, size_gray, size_mask = working(size)
-                    judge = _Objective(device_mesh, size_cam, size_mask.to(dev, dtype), size_gray.to(dev, dtype),
-                                       hog_weight=1.0, iou_weight=0.0, hog_variant=hog_variant)
-                    tie_score, _ = judge(polished, sharpness[1])
-                score = score + tie_weight * tie_score
-            if last and occlusion_weight > 0 and polished.shape[0] > 1:
-                # Only among near-ties: the evidence is a tie-break, not a score (its size grows
-                # with the number of parts that occlude each other).
-                with torch.no_grad():
-                    size_cam, size_gray, _ = working(size)
-                    judge = _Objective(device_mesh, size_cam, torch.zeros_like(size_gray), size_gray, hog_weight=0.0, iou_weight=0.0)
-                    silhouette, _, depth = judge.render_full(polished, 0.3)
-                    evidence = _occlusion_edge_evidence(silhouette, depth, _gradient_magnitude(size_gray.to(dev, dtype)))
-                tied = score >= score.max() - occlusion_margin
-                bonus = occlusion_weight * (evidence - evidence[tied].min())
-                score = torch.where(tied, score + bonus, score)
+            # Near-symmetric objects (front/back, 3-fold legs) give their twins almost the same
+            # silhouette IoU; the shading inside the outline (∇HOG cosine) and, among near-ties at
+            # the last look, occlusion edges break such ties. One render serves both.
+            judge_shading = hog_weight_fine == 0 and tie_weight > 0 and polished.shape[0] > 1
+            judge_occlusion = last and occlusion_weight > 0 and polished.shape[0] > 1
+            if not (judge_shading or judge_occlusion):
+                return polished, score, iou
+            with torch.no_grad():
+                silhouette, gray, depth = objective.render(polished, sharpness[1], with_depth=True)
+                if judge_shading:
+                    score = score + tie_weight * objective.hog_similarity(silhouette, gray)
+                if judge_occlusion:
+                    evidence = _occlusion_edge_evidence(silhouette, depth, _gradient_magnitude(objective.photo_gray))
+                    # A tie-break, not a score: its size grows with the number of self-occluding parts.
+                    tied = score >= score.max() - occlusion_margin
+                    bonus = occlusion_weight * (evidence - evidence[tied].min())
+                    score = torch.where(tied, score + bonus, score)
             return polished, score, iou
 
         final_size = min(int(options.get("final_size", 256)), max(width, height))
