@@ -12,6 +12,8 @@ import torch
 
 from torch_backend import meshes, pose, render
 from torch_backend.pose import CoarseViewCache, CoarseViews, Pose, estimate_pose
+from torch_backend.pose.prepare import prepare_mesh
+from torch_backend.pose.refine import view_directions
 
 WIDTH, HEIGHT = 160, 120
 INTRINSICS = dict(lens_mm=50.0, sensor_width_mm=36.0, sensor_height_mm=24.0, sensor_fit="AUTO",
@@ -92,7 +94,7 @@ def test_candidates_are_distinct_and_sorted(mask_case):
     assert result.candidates[0][0] == result.pose
     scores = [score for _, score in result.candidates]
     assert scores == sorted(scores, reverse=True)
-    directions = [pose._directions(torch.tensor([[p.azimuth, p.elevation]])) for p, _ in result.candidates]
+    directions = [view_directions(torch.tensor([[p.azimuth, p.elevation]])) for p, _ in result.candidates]
     for i in range(len(directions)):
         for j in range(i):
             angle = math.degrees(math.acos(float((directions[i] @ directions[j].T).clamp(-1, 1))))
@@ -293,69 +295,13 @@ def test_torch_photo_uint8_photo_and_device_argument(mask_case, chair, cache):
         assert azimuth_error(result.pose.azimuth, true.azimuth) <= 10.0
 
 
-def test_label_color_information_bounds_symmetry_and_gradient():
-    """The colour region term: 1 when colour decides the label, 0 when it says nothing, symmetric
-    in object/background, and differentiable in the silhouette (float64 gradcheck)."""
-    bins = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
-    split = torch.tensor([[1.0, 1, 1, 1, 0, 0, 0, 0]], dtype=torch.float64)
-    valid = torch.ones(8)
-    assert float(pose._label_color_information(split, bins, valid, n_bins=4)) == pytest.approx(1.0, abs=1e-9)
-    # Every colour half object, half background: the colours carry no information on the label.
-    mixed = torch.tensor([[1.0, 0, 1, 0, 1, 0, 1, 0]], dtype=torch.float64)
-    assert float(pose._label_color_information(mixed, bins, valid, n_bins=4)) == pytest.approx(0.0, abs=1e-9)
-    generator = torch.Generator().manual_seed(0)
-    soft = torch.rand(3, 40, generator=generator, dtype=torch.float64) * 0.9 + 0.05
-    colours = torch.randint(0, 6, (40,), generator=generator)
-    weights = (torch.rand(40, generator=generator) > 0.2).double()
-    forward = pose._label_color_information(soft, colours, weights, n_bins=6)
-    backward = pose._label_color_information(1 - soft, colours, weights, n_bins=6)
-    assert torch.allclose(forward, backward, atol=1e-12)
-    assert bool(((forward >= 0) & (forward <= 1)).all())
-    soft.requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda s: pose._label_color_information(s, colours, weights, n_bins=6), (soft,))
-
-
-def test_color_bins_cover_the_cube():
-    rgb = torch.tensor([[[0.0]], [[0.0]], [[0.0]]])
-    assert int(pose._color_bins(rgb)) == 0
-    assert int(pose._color_bins(torch.ones(3, 1, 1))) == pose._COLOR_BINS**3 - 1
-    many = pose._color_bins(torch.rand(2, 3, 5, 7))
-    assert many.shape == (2, 5, 7) and int(many.min()) >= 0 and int(many.max()) < pose._COLOR_BINS**3
-
-
-def test_occlusion_edge_evidence_rewards_seen_edges_and_penalises_hallucinated_ones():
-    """A candidate whose parts occlude each other along a line scores above zero when the photo
-    has an edge there, below zero when the photo is plain there, and zero without such edges."""
-    size = 40
-    silhouette = torch.zeros(1, size, size)
-    silhouette[:, 5:35, 5:35] = 1.0
-    depth = torch.full((1, size, size), 2.0) * silhouette
-    depth[:, 5:35, 20:35] = 1.5  # a part in front of the right half: an occlusion edge at x = 20
-    flat_depth = torch.full((1, size, size), 2.0) * silhouette
-    generator = torch.Generator().manual_seed(0)
-    texture = 0.3 + 0.02 * torch.rand(size, size, generator=generator)
-    with_edge = texture.clone()
-    with_edge[:, 20:] += 0.3
-    seen = pose._occlusion_edge_evidence(silhouette, depth, pose._gradient_magnitude(with_edge))
-    hallucinated = pose._occlusion_edge_evidence(silhouette, depth, pose._gradient_magnitude(texture))
-    none = pose._occlusion_edge_evidence(silhouette, flat_depth, pose._gradient_magnitude(with_edge))
-    assert float(seen) > 0.0 > float(hallucinated)
-    assert float(none) == 0.0
-
-
 def test_prepared_mesh_is_reused_for_the_same_content(chair):
     """A batch of photos of one mesh (and photo mode's several object guesses) simplify it once."""
     vertices, faces, _ = chair
-    first = pose._prepare_mesh(vertices, faces, max_faces=500)
-    again = pose._prepare_mesh(np.array(vertices, copy=True), np.array(faces, copy=True), max_faces=500)
+    first = prepare_mesh(vertices, faces, max_faces=500)
+    again = prepare_mesh(np.array(vertices, copy=True), np.array(faces, copy=True), max_faces=500)
     assert again is first and first.faces.shape[0] <= 500
-    assert pose._prepare_mesh(vertices, faces, max_faces=600) is not first
-
-
-@pytest.mark.parametrize("variant", ["uoctti", "dalal", "skimage"])
-def test_hog_cells_of_every_variant_are_unsigned_cells(variant):
-    cells = pose._hog_cells(torch.rand(2, 64, 48), variant)
-    assert cells.shape == (2, 9, 8, 6) and torch.isfinite(cells).all()
+    assert prepare_mesh(vertices, faces, max_faces=600) is not first
 
 
 def test_unknown_hog_variant_is_refused(tiny):

@@ -1,0 +1,202 @@
+"""``estimate_pose``: camera pose from a photo of a known mesh, as the stages of this package.
+
+1. **Cues** (:mod:`.prepare`): the object's mask from the photo's alpha or a mask image (mask
+   mode); a box around the object (box mode); or the photo alone (photo mode: box mode on each
+   automatic object box, GrabCut inside the frame at two insets, and the best estimate wins).
+2. **Coarse grid** (:mod:`.views`, :mod:`.coarse`): views over azimuth x elevation, rendered once
+   per mesh and lens, each aligned to the mask or box by a 2-D similarity and rolled in-plane,
+   scored by the cues of :mod:`.cues`.
+3. **Refinement** (:mod:`.refine`): the best distinct grid poses and their near-symmetric twins,
+   refined by Adam through the soft rasterizer from coarse to fine; ``top_k`` distinct poses
+   (>= 15 deg apart) are returned.
+
+Internally the mesh is scaled by its bounding radius about the origin (so any unit works) and the
+photo is resampled to working sizes; the reported distance is in the mesh's units and the shift
+is resolution-independent.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from .. import masks as _masks
+from .coarse import coarse_search
+from .cues import box_iou
+from .options import PoseOptions
+from .prepare import Observation, PreparedMesh, _Cam, load_photo, prepare_mesh, resolve_intrinsics
+from .refine import distinct, refine_poses, to_pose
+from .types import CoarseViews, PoseResult, Progress
+from .views import DEFAULT_CACHE, CoarseViewCache, views_from_user
+
+__all__ = ["estimate_pose"]
+
+
+def estimate_pose(
+    photo,
+    vertices,
+    faces,
+    camera_intrinsics,
+    *,
+    bbox: Optional[Sequence[float]] = None,
+    mask=None,
+    coarse_views: Optional[CoarseViews] = None,
+    options: Optional[PoseOptions] = None,
+    cache: Optional[CoarseViewCache] = None,
+    device: Union[str, torch.device, None] = None,
+    callback: Optional[Callable[[float, str], Optional[bool]]] = None,
+    **overrides: Any,
+) -> PoseResult:
+    """Estimate the camera pose of a photo of a known mesh.
+
+    Args:
+        photo: ``(H, W, 3|4)`` NumPy float in ``[0, 1]`` or uint8, a ``(3|4, H, W)`` tensor, or an
+            image path. A 4th channel (alpha) is used as the object mask unless ``use_alpha=False``.
+        vertices: ``(V, 3)`` mesh vertices in scene units (any unit); faces: ``(F, 3)`` triangles.
+        camera_intrinsics: ``camera.Intrinsics`` or a dict of its keywords (``lens_mm,
+            sensor_width_mm, sensor_height_mm, sensor_fit, resolution`` = the photo's ``(W, H)``).
+        bbox: ``(x0, y0, x1, y1)`` pixel box around the object (box mode).
+        mask: ``(H, W)`` object mask, values as coverage (mask mode, overrides alpha).
+        coarse_views: pre-rendered views (:class:`CoarseViews`), e.g. from Blender; default renders
+            (and caches) them here.
+        options: a :class:`PoseOptions` (default: its defaults).
+        cache: where coarse views are cached (default: one process-wide :class:`CoarseViewCache`).
+        device: torch device of the refinement (default: CPU).
+        callback: ``callback(progress in [0, 1], message)``; returning ``False`` raises
+            :class:`Cancelled`.
+        overrides: any :class:`PoseOptions` field by name (``top_k=5``, ``seed=1``, ...), applied
+            on top of ``options``.
+
+    Returns:
+        :class:`PoseResult`.
+
+    Raises:
+        ValueError: unreadable photo, empty mesh or no faces, bbox outside the photo, mask of
+            another size or empty, non-finite or mismatched intrinsics, unknown option.
+        Cancelled: the callback returned ``False``.
+    """
+    started = time.perf_counter()
+    options = PoseOptions.from_mapping(overrides, base=options)
+    progress = Progress(callback)
+    rgb, alpha = load_photo(photo)
+    cam = resolve_intrinsics(camera_intrinsics)
+    if (cam.width, cam.height) != (rgb.shape[1], rgb.shape[0]):
+        raise ValueError(
+            f"camera_intrinsics: resolution {cam.width}x{cam.height} differs from the photo's {rgb.shape[1]}x{rgb.shape[0]}"
+        )
+    mesh = prepare_mesh(vertices, faces, options.max_faces)
+    object_mask, box, mode = _choose_cue(rgb, alpha, bbox, mask, options)
+    progress(0.0, "reading inputs")
+    find = dict(coarse_views=coarse_views, cache=cache, device=device)
+    if mode == "photo" and options.proposals:
+        return _estimate_from_proposals(rgb, cam, mesh, options, progress, started, **find)
+    return _estimate_with_cue(rgb, cam, mesh, mode, object_mask, box, options, progress, started, **find)
+
+
+def _choose_cue(rgb: np.ndarray, alpha: Optional[np.ndarray], bbox, mask, options: PoseOptions
+                ) -> Tuple[Optional[np.ndarray], Optional[Tuple[float, ...]], str]:
+    """The cue to trust, in order: explicit mask, alpha, box, the photo alone."""
+    size = rgb.shape[:2]
+    box = _masks.validate_box(bbox, size) if bbox is not None else None
+    if mask is not None:
+        return _masks.as_mask(mask, size), box, "mask"
+    if alpha is not None and options.use_alpha and _masks.alpha_mask(alpha) is not None:
+        return _masks.alpha_mask(alpha), box, "mask"
+    return None, box, "box" if box is not None else "photo"
+
+
+def _estimate_with_cue(rgb: np.ndarray, cam: _Cam, mesh: PreparedMesh, mode: str, object_mask: Optional[np.ndarray],
+                       box, options: PoseOptions, progress: Progress, started: float, *,
+                       coarse_views: Optional[CoarseViews], cache: Optional[CoarseViewCache], device) -> PoseResult:
+    """Coarse grid, then refinement, for a mask, a box, or (``proposals=False``) GrabCut's mask of the frame."""
+    timings: Dict[str, float] = {}
+    tick = time.perf_counter()
+    height, width = rgb.shape[:2]
+    grab_region = box
+    if mode == "box":
+        object_mask = _masks.grabcut_from_box(rgb, box)
+    elif mode == "photo":
+        inset = 0.03
+        grab_region = (width * inset, height * inset, width * (1 - inset), height * (1 - inset))
+        object_mask = _masks.grabcut_from_box(rgb, grab_region)
+    timings["cues"] = time.perf_counter() - tick
+    options = options.for_mode(mode)
+    observation = Observation(torch.from_numpy(rgb).permute(2, 0, 1), cam, mode,
+                              torch.from_numpy(object_mask.astype(np.float32))[None], box, grab_region)
+    work_cam, photo_gray, mask_t = observation.working(options.work_size)
+    if float(mask_t.sum()) < 1.0:
+        raise ValueError("mask: the object covers less than one pixel at the working resolution")
+
+    tick = time.perf_counter()
+    progress(0.02, "coarse views")
+    if coarse_views is not None:
+        views = views_from_user(coarse_views, mesh)
+    else:
+        views = (cache if cache is not None else DEFAULT_CACHE).get(mesh, cam, options.azimuth_step, options.elevations)
+    timings["coarse_views"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    weights = {"iou": options.iou_weight, "hog": options.hog_weight, "box": options.box_weight, "color": options.color_weight}
+    scores, params = coarse_search(views, photo_gray, mask_t, work_cam, options.rolls, weights, progress,
+                                   box=observation.box_at(work_cam), photo_rgb=observation.rgb_at(work_cam),
+                                   hog_variant=options.hog_variant)
+    timings["coarse_search"] = time.perf_counter() - tick
+    order = torch.argsort(scores, descending=True).tolist()
+    coarse_pose, coarse_score = to_pose(params[order[0]], mesh.radius), float(scores[order[0]])
+
+    if options.refine:
+        params, scores, ious = refine_poses(observation, mesh, views, scores, params, len(options.rolls), options,
+                                            progress, timings, device)
+        order = torch.argsort(scores, descending=True).tolist()
+    chosen = distinct(order, params, options.top_k, min_gap=15.0)
+    candidates = [(to_pose(params[i], mesh.radius), float(scores[i])) for i in chosen]
+    progress(1.0, "done")
+    return PoseResult(pose=candidates[0][0], score=candidates[0][1], candidates=candidates,
+                      seconds=time.perf_counter() - started, mode=mode, coarse_pose=coarse_pose,
+                      coarse_score=coarse_score, iou=float(ious[chosen[0]]) if options.refine else float("nan"),
+                      timings=timings)
+
+
+def photo_proposals(rgb: np.ndarray, insets: Sequence[float] = (0.03, 0.10)) -> List[Tuple[float, float, float, float]]:
+    """Object boxes for photo-only mode from an ``(H, W, 3)`` photo: the box of GrabCut's object
+    inside the photo's frame inset by each of ``insets`` (fractions of the size; a small inset keeps
+    objects that reach near the border, a larger one gives GrabCut more background to model);
+    near-duplicates are dropped. Boxes are ``(x0, y0, x1, y1)`` pixels."""
+    height, width = rgb.shape[:2]
+    proposals = []
+    for inset in insets:
+        frame = (width * inset, height * inset, width * (1 - inset), height * (1 - inset))
+        proposals.append(_masks.mask_to_box(_masks.grabcut_from_box(rgb, frame)))
+    boxes: List[Tuple[float, float, float, float]] = []
+    for proposal in proposals:
+        if all(float(box_iou(torch.tensor([proposal]), torch.tensor([other]))) < 0.85 for other in boxes):
+            boxes.append(proposal)
+    return boxes
+
+
+def _estimate_from_proposals(rgb: np.ndarray, cam: _Cam, mesh: PreparedMesh, options: PoseOptions,
+                             progress: Progress, started: float, **find: Any) -> PoseResult:
+    """Photo-only mode: box mode on each automatic object box (:func:`photo_proposals`); the
+    estimate with the best objective wins and the candidates of all are pooled."""
+    tick = time.perf_counter()
+    boxes = photo_proposals(rgb)
+    cues_seconds = time.perf_counter() - tick
+    results: List[PoseResult] = []
+    for number, proposal in enumerate(boxes):
+        part = progress.part(number / len(boxes), (number + 1) / len(boxes),
+                             f" (object guess {number + 1}/{len(boxes)})")
+        box = _masks.validate_box(proposal, rgb.shape[:2])
+        part(0.0, "reading inputs")
+        results.append(_estimate_with_cue(rgb, cam, mesh, "box", None, box, options, part, started, **find))
+    best = max(results, key=lambda result: result.score)
+    pooled = sorted((pair for result in results for pair in result.candidates), key=lambda pair: -pair[1])
+    directions = torch.tensor([[p.azimuth, p.elevation] for p, _ in pooled], dtype=torch.float64)
+    candidates = [pooled[i] for i in distinct(range(len(pooled)), directions, options.top_k, min_gap=15.0)]
+    timings: Dict[str, float] = {"cues": cues_seconds}
+    for result in results:
+        for key, value in result.timings.items():
+            timings[key] = timings.get(key, 0.0) + value
+    return dataclasses.replace(best, mode="photo", candidates=candidates, pose=candidates[0][0], score=candidates[0][1],
+                               seconds=time.perf_counter() - started, timings=timings)

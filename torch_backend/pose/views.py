@@ -1,0 +1,243 @@
+"""The coarse stage's views of the mesh: which viewpoints (the grid), the camera they are rendered
+with (the photo's field of view, square, no shift), a quick hard renderer for them, the views made
+ready for scoring (centroid, radius of gyration), and a cache so a batch of photos of one mesh
+renders its grid once. Blender may supply the renders instead (:class:`CoarseViews`)."""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from .cues import moments
+from .options import DEFAULT_AZIMUTH_STEP, DEFAULT_ELEVATIONS
+from .prepare import PreparedMesh, _Cam, project, resolve_intrinsics
+from .types import CoarseViews, Pose
+
+__all__ = ["COARSE_VIEW_SIZE", "coarse_view_intrinsics", "coarse_view_poses", "render_coarse_views", "ViewSet",
+           "CoarseViewCache", "DEFAULT_CACHE", "views_from_user"]
+
+#: Side (pixels) of the square coarse renders.
+COARSE_VIEW_SIZE = 96
+#: Fraction of the coarse view's side covered by the mesh's bounding sphere.
+_COARSE_FILL = 0.8
+
+
+def _coarse_camera(cam: _Cam, size: int = COARSE_VIEW_SIZE) -> _Cam:
+    """Square camera with (about) the photo's angular field of view along its fit axis, no shift.
+
+    The focal/side ratio is rounded to powers of sqrt(2) so that photos taken with similar lenses
+    share one cached grid; the coarse stage only needs the perspective roughly right (the grid pose
+    is refined with the photo's exact camera).
+    """
+    fov_scale = cam.focal_pixels / cam.fit_pixels  # focal / fit side: same angles at any size
+    fov_scale = 2.0 ** (round(2.0 * math.log2(fov_scale)) / 2.0)
+    # A square sensor whose side gives the same focal/side ratio (lens kept for readability).
+    sensor = cam.lens_mm / fov_scale
+    return _Cam(cam.lens_mm, sensor, sensor, "AUTO", 0.0, 0.0, size, size)
+
+
+def _coarse_distance(cam: _Cam) -> float:
+    """Distance (mesh radii) at which the bounding sphere fills ``_COARSE_FILL`` of a coarse view."""
+    tan_half = _COARSE_FILL * 0.5 * cam.fit_pixels / cam.focal_pixels
+    return 1.0 / math.sin(math.atan(tan_half))
+
+
+def coarse_view_intrinsics(camera_intrinsics: Any, size: int = COARSE_VIEW_SIZE) -> Dict[str, Any]:
+    """Intrinsics to render the coarse views with: square ``size`` x ``size``, the photo's field of
+    view along its sensor-fit axis, no shift. Returns a dict (``lens_mm, sensor_width_mm,
+    sensor_height_mm, sensor_fit, shift_x, shift_y, resolution``)."""
+    return _coarse_camera(resolve_intrinsics(camera_intrinsics), size).as_dict()
+
+
+def coarse_view_poses(
+    vertices,
+    camera_intrinsics: Any,
+    *,
+    azimuth_step: float = DEFAULT_AZIMUTH_STEP,
+    elevations: Sequence[float] = DEFAULT_ELEVATIONS,
+) -> List[Pose]:
+    """The grid of views the coarse stage wants, e.g. for Blender to pre-render.
+
+    Args:
+        vertices: ``(V, 3)`` mesh vertices (scene units); only their bounding radius is used.
+        camera_intrinsics: the photo's camera (only its field of view matters).
+        azimuth_step: degrees between azimuths (0 .. 360).
+        elevations: degrees.
+
+    Returns:
+        ``len(elevations) * 360 / azimuth_step`` poses (roll 0, shift 0) at the distance where the
+        bounding sphere fills 80 % of a view rendered with :func:`coarse_view_intrinsics`.
+    """
+    verts = np.asarray(vertices, dtype=np.float64)
+    if verts.ndim != 2 or verts.shape[-1] != 3 or verts.shape[0] == 0:
+        raise ValueError(f"vertices: expected a non-empty (V, 3) array, got shape {verts.shape}")
+    radius = float(np.linalg.norm(verts, axis=-1).max())
+    if not (radius > 0 and math.isfinite(radius)):
+        raise ValueError("vertices: no finite extent about the origin")
+    coarse = _coarse_camera(resolve_intrinsics(camera_intrinsics))
+    distance = _coarse_distance(coarse) * radius
+    count = int(round(360.0 / azimuth_step))
+    return [
+        Pose(float(a * azimuth_step), float(e), distance, 0.0, 0.0, 0.0)
+        for e in elevations
+        for a in range(count)
+    ]
+
+
+def render_coarse_views(
+    vertices, faces, poses: Sequence[Pose], intrinsics: Any
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Hard (non-differentiable) gray + silhouette renders for the coarse grid.
+
+    A painter's-algorithm polygon fill (Pillow): faces are drawn far to near, shaded by a
+    head light plus a top light, so creases show as edges for HOG. Used when no Blender renders are
+    supplied; the renders only seed the refinement, which uses the differentiable renderer.
+
+    Args:
+        vertices: ``(V, 3)``; faces: ``(F, 3)``; poses: N poses (scene units);
+        intrinsics: camera of the views (see :func:`coarse_view_intrinsics`).
+
+    Returns:
+        ``images (N, h, w)`` gray in ``[0, 1]`` and ``silhouettes (N, h, w)`` in ``{0, 1}``, float32.
+    """
+    from PIL import Image, ImageDraw
+
+    cam = resolve_intrinsics(intrinsics, name="intrinsics")
+    verts = torch.as_tensor(np.asarray(vertices, dtype=np.float64))
+    tris = torch.as_tensor(np.asarray(faces, dtype=np.int64))
+    params = torch.tensor(
+        [[p.azimuth, p.elevation, p.distance, p.roll, p.shift_x, p.shift_y] for p in poses], dtype=torch.float64
+    )
+    pixels, depth = project(verts, params, cam)
+    deg = math.pi / 180.0
+    # Camera positions for shading: normals facing the camera are bright, plus light from above.
+    az, el = params[:, 0] * deg, params[:, 1] * deg
+    view_dir = torch.stack([torch.cos(el) * torch.sin(az), -torch.cos(el) * torch.cos(az), torch.sin(el)], -1)
+    tri_verts = verts[tris]  # (F, 3, 3)
+    normals = torch.cross(tri_verts[:, 1] - tri_verts[:, 0], tri_verts[:, 2] - tri_verts[:, 0], dim=-1)
+    normals = normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    head = (normals[None] * view_dir[:, None]).sum(-1).abs()  # (N, F)
+    top = normals[:, 2].clamp_min(0)[None].expand_as(head)
+    shade = (0.25 + 0.55 * head + 0.2 * top).clamp(0.25, 1)
+    face_depth = depth[:, tris].mean(-1)  # (N, F)
+    images = np.zeros((len(poses), cam.height, cam.width), np.float32)
+    silhouettes = np.zeros_like(images)
+    pixels_np = pixels.numpy()
+    order = torch.argsort(face_depth, dim=1, descending=True).numpy()
+    shade_np = (shade.numpy() * 255).astype(np.uint8)
+    tris_np = tris.numpy()
+    for index in range(len(poses)):
+        gray = Image.new("L", (cam.width, cam.height), 0)
+        draw = ImageDraw.Draw(gray)
+        coords = pixels_np[index]
+        for face in order[index]:
+            a, b, c = tris_np[face]
+            draw.polygon(
+                [tuple(coords[a]), tuple(coords[b]), tuple(coords[c])], fill=int(shade_np[index, face])
+            )
+        values = np.asarray(gray, np.float32)
+        images[index] = values / 255.0
+        silhouettes[index] = values > 0  # every face is drawn with a shade >= 0.25
+    return torch.from_numpy(images), torch.from_numpy(silhouettes)
+
+
+@dataclasses.dataclass
+class ViewSet:
+    """Coarse views in a form ready for scoring (all float32, CPU)."""
+
+    images: torch.Tensor  # (N, h, w)
+    silhouettes: torch.Tensor  # (N, h, w)
+    params: torch.Tensor  # (N, 4) az, el, dist (normalised mesh units), roll
+    cam: _Cam
+    centroids: torch.Tensor  # (N, 2) pixels
+    radii: torch.Tensor  # (N,) radius of gyration, pixels
+    outlines: Optional[torch.Tensor] = None  # (N, P, 2) outline points, filled lazily
+
+
+def view_set(images, silhouettes, params: torch.Tensor, cam: _Cam) -> ViewSet:
+    images = torch.as_tensor(np.asarray(images, dtype=np.float32))
+    silhouettes = torch.as_tensor(np.asarray(silhouettes, dtype=np.float32))
+    if images.ndim == 4 and images.shape[1] == 1:
+        images = images[:, 0]
+    if silhouettes.ndim == 4 and silhouettes.shape[1] == 1:
+        silhouettes = silhouettes[:, 0]
+    if images.ndim != 3 or silhouettes.shape != images.shape:
+        raise ValueError(
+            f"coarse_views: images {tuple(images.shape)} and silhouettes {tuple(silhouettes.shape)} must both be (N, h, w)"
+        )
+    if params.shape[0] != images.shape[0]:
+        raise ValueError(f"coarse_views: {images.shape[0]} images but {params.shape[0]} poses")
+    if (images.shape[2], images.shape[1]) != (cam.width, cam.height):
+        cam = cam.scaled(images.shape[2], images.shape[1])
+    if not (torch.isfinite(images).all() and torch.isfinite(silhouettes).all()):
+        raise ValueError("coarse_views: images or silhouettes contain NaN or inf")
+    silhouettes = silhouettes.clamp(0, 1)
+    keep = silhouettes.sum((1, 2)) > 0
+    if not bool(keep.any()):
+        raise ValueError("coarse_views: every silhouette is empty")
+    images, silhouettes, params = images[keep], silhouettes[keep], params[keep]
+    centroids, _, radii = moments(silhouettes)
+    return ViewSet(images, silhouettes, params, cam, centroids, radii)
+
+
+class CoarseViewCache:
+    """LRU cache of coarse views per (mesh, field of view, grid): a batch of photos of one mesh
+    renders the grid once. Thread-unsafe; one process-wide instance is used by default."""
+
+    def __init__(self, max_entries: int = 4):
+        self.max_entries = int(max_entries)
+        self._entries: "collections.OrderedDict[tuple, ViewSet]" = collections.OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, mesh: PreparedMesh, cam: _Cam, azimuth_step: float, elevations: Sequence[float]) -> ViewSet:
+        coarse = _coarse_camera(cam)
+        key = (mesh.key, round(coarse.focal_pixels / coarse.fit_pixels, 4), float(azimuth_step), tuple(float(e) for e in elevations))
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return self._entries[key]
+        self.misses += 1
+        distance = _coarse_distance(coarse)
+        count = int(round(360.0 / azimuth_step))
+        poses = [Pose(a * azimuth_step, float(e), distance) for e in elevations for a in range(count)]
+        images, silhouettes = render_coarse_views(mesh.vertices.double().numpy(), mesh.faces.numpy(), poses, coarse.as_dict())
+        params = torch.tensor([[p.azimuth, p.elevation, p.distance, p.roll] for p in poses], dtype=torch.float32)
+        views = view_set(images, silhouettes, params, coarse)
+        self._entries[key] = views
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return views
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+#: The process-wide cache used when no other is given.
+DEFAULT_CACHE = CoarseViewCache()
+
+
+def views_from_user(coarse_views: CoarseViews, mesh: PreparedMesh) -> ViewSet:
+    cam = resolve_intrinsics(coarse_views.intrinsics, name="coarse_views.intrinsics")
+    poses = coarse_views.poses
+    if isinstance(poses, (list, tuple)) and poses and isinstance(poses[0], Pose):
+        params = torch.tensor([[p.azimuth, p.elevation, p.distance, p.roll] for p in poses], dtype=torch.float32)
+        if any(abs(p.shift_x) > 1e-9 or abs(p.shift_y) > 1e-9 for p in poses):
+            raise ValueError("coarse_views: views must be rendered without lens shift")
+    else:
+        params = torch.as_tensor(np.asarray(poses, dtype=np.float32))
+        if params.ndim != 2 or params.shape[1] < 3:
+            raise ValueError(f"coarse_views.poses: expected (N, 4) az/el/dist/roll, got {tuple(params.shape)}")
+        if params.shape[1] == 3:
+            params = torch.cat([params, torch.zeros_like(params[:, :1])], 1)
+        params = params[:, :4].clone()
+    if not torch.isfinite(params).all() or bool((params[:, 2] <= 0).any()):
+        raise ValueError("coarse_views.poses: distances must be positive and finite")
+    params[:, 2] = params[:, 2] / mesh.radius  # scene units -> normalised
+    if abs(cam.shift_x) > 1e-9 or abs(cam.shift_y) > 1e-9:
+        raise ValueError("coarse_views.intrinsics: views must be rendered without lens shift")
+    return view_set(coarse_views.images, coarse_views.silhouettes, params, cam)
