@@ -16,7 +16,7 @@ exact-CAD setting). One module a stage, in the order data flows:
 """
 from .estimate import estimate_pose, photo_proposals
 from .options import DEFAULT_AZIMUTH_STEP, DEFAULT_ELEVATIONS, DEFAULT_ROLLS, HOG_VARIANTS, MODES, PoseOptions
-from .types import Cancelled, CoarseViews, Pose, PoseResult
+from .types import AMBIGUOUS_MARGIN, Cancelled, CoarseViews, Pose, PoseResult
 from .views import COARSE_VIEW_SIZE, CoarseViewCache, coarse_view_intrinsics, coarse_view_poses, render_coarse_views
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "CoarseViews",
     "CoarseViewCache",
     "Cancelled",
+    "AMBIGUOUS_MARGIN",
     "coarse_view_poses",
     "coarse_view_intrinsics",
     "render_coarse_views",

@@ -17,20 +17,21 @@ is resolution-independent.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from .. import masks as _masks
-from .coarse import coarse_search
+from .coarse import ROLL_SIGN, coarse_search
 from .cues import box_iou
 from .options import PoseOptions
 from .prepare import Observation, PreparedMesh, _Cam, load_photo, prepare_mesh, resolve_intrinsics
 from .refine import distinct, refine_poses, to_pose
-from .types import CoarseViews, PoseResult, Progress
-from .views import DEFAULT_CACHE, CoarseViewCache, views_from_user
+from .types import CoarseViews, Pose, PoseResult, Progress
+from .views import DEFAULT_CACHE, CoarseViewCache, views_from_user, views_within
 
 __all__ = ["estimate_pose"]
 
@@ -44,6 +45,7 @@ def estimate_pose(
     bbox: Optional[Sequence[float]] = None,
     mask=None,
     coarse_views: Optional[CoarseViews] = None,
+    initial_pose: Union[Pose, Mapping[str, float], Sequence[float], None] = None,
     options: Optional[PoseOptions] = None,
     cache: Optional[CoarseViewCache] = None,
     device: Union[str, torch.device, None] = None,
@@ -62,6 +64,10 @@ def estimate_pose(
         mask: ``(H, W)`` object mask, values as coverage (mask mode, overrides alpha).
         coarse_views: pre-rendered views (:class:`CoarseViews`), e.g. from Blender; default renders
             (and caches) them here.
+        initial_pose: where to start instead of the global search (rough is enough): a
+            :class:`Pose`, a mapping with ``azimuth, elevation`` (and ``roll``), or a sequence
+            ``(azimuth, elevation[, distance, roll])`` in degrees. Only views within
+            ``options.initial_reach`` degrees of it are searched, rolls around its roll, no twins.
         options: a :class:`PoseOptions` (default: its defaults).
         cache: where coarse views are cached (default: one process-wide :class:`CoarseViewCache`).
         device: torch device of the refinement (default: CPU).
@@ -90,7 +96,7 @@ def estimate_pose(
     mesh = prepare_mesh(vertices, faces, options.max_faces)
     object_mask, box, mode = _choose_cue(rgb, alpha, bbox, mask, options)
     progress(0.0, "reading inputs")
-    find = dict(coarse_views=coarse_views, cache=cache, device=device)
+    find = dict(coarse_views=coarse_views, cache=cache, device=device, initial=_initial_view(initial_pose))
     if mode == "photo" and options.proposals:
         return _estimate_from_proposals(rgb, cam, mesh, options, progress, started, **find)
     return _estimate_with_cue(rgb, cam, mesh, mode, object_mask, box, options, progress, started, **find)
@@ -110,7 +116,8 @@ def _choose_cue(rgb: np.ndarray, alpha: Optional[np.ndarray], bbox, mask, option
 
 def _estimate_with_cue(rgb: np.ndarray, cam: _Cam, mesh: PreparedMesh, mode: str, object_mask: Optional[np.ndarray],
                        box, options: PoseOptions, progress: Progress, started: float, *,
-                       coarse_views: Optional[CoarseViews], cache: Optional[CoarseViewCache], device) -> PoseResult:
+                       coarse_views: Optional[CoarseViews], cache: Optional[CoarseViewCache], device,
+                       initial: Optional[Tuple[float, float, float]]) -> PoseResult:
     """Coarse grid, then refinement, for a mask, a box, or (``proposals=False``) GrabCut's mask of the frame."""
     timings: Dict[str, float] = {}
     tick = time.perf_counter()
@@ -136,10 +143,12 @@ def _estimate_with_cue(rgb: np.ndarray, cam: _Cam, mesh: PreparedMesh, mode: str
         views = views_from_user(coarse_views, mesh)
     else:
         views = (cache if cache is not None else DEFAULT_CACHE).get(mesh, cam, options.azimuth_step, options.elevations)
+    views = views_within(views, options.elevation_range, initial[:2] if initial else None, options.initial_reach)
     timings["coarse_views"] = time.perf_counter() - tick
     tick = time.perf_counter()
     weights = {"iou": options.iou_weight, "hog": options.hog_weight, "box": options.box_weight, "color": options.color_weight}
-    scores, params = coarse_search(views, photo_gray, mask_t, work_cam, options.rolls, weights, progress,
+    rolls = _search_rolls(options, initial[2] if initial else 0.0)
+    scores, params = coarse_search(views, photo_gray, mask_t, work_cam, rolls, weights, progress,
                                    box=observation.box_at(work_cam), photo_rgb=observation.rgb_at(work_cam),
                                    hog_variant=options.hog_variant)
     timings["coarse_search"] = time.perf_counter() - tick
@@ -147,16 +156,49 @@ def _estimate_with_cue(rgb: np.ndarray, cam: _Cam, mesh: PreparedMesh, mode: str
     coarse_pose, coarse_score = to_pose(params[order[0]], mesh.radius), float(scores[order[0]])
 
     if options.refine:
-        params, scores, ious = refine_poses(observation, mesh, views, scores, params, len(options.rolls), options,
-                                            progress, timings, device)
+        params, scores, ious = refine_poses(observation, mesh, views, scores, params, len(rolls), options,
+                                            progress, timings, device, twins=initial is None)
         order = torch.argsort(scores, descending=True).tolist()
-    chosen = distinct(order, params, options.top_k, min_gap=15.0)
-    candidates = [(to_pose(params[i], mesh.radius), float(scores[i])) for i in chosen]
+    chosen = distinct(order, params, max(options.top_k, 2), min_gap=15.0)
+    margin = float(scores[chosen[0]] - scores[chosen[1]]) if len(chosen) > 1 else float("nan")
+    candidates = [(to_pose(params[i], mesh.radius), float(scores[i])) for i in chosen[:options.top_k]]
     progress(1.0, "done")
     return PoseResult(pose=candidates[0][0], score=candidates[0][1], candidates=candidates,
                       seconds=time.perf_counter() - started, mode=mode, coarse_pose=coarse_pose,
                       coarse_score=coarse_score, iou=float(ious[chosen[0]]) if options.refine else float("nan"),
-                      timings=timings)
+                      timings=timings, margin=margin)
+
+
+def _initial_view(initial_pose) -> Optional[Tuple[float, float, float]]:
+    """``(azimuth, elevation, roll)`` degrees of a user's initial pose, or None."""
+    if initial_pose is None:
+        return None
+    if isinstance(initial_pose, Pose):
+        values = (initial_pose.azimuth, initial_pose.elevation, initial_pose.roll)
+    elif isinstance(initial_pose, Mapping):
+        values = (initial_pose.get("azimuth"), initial_pose.get("elevation"), initial_pose.get("roll", 0.0))
+    else:
+        sequence = list(initial_pose)
+        if len(sequence) not in (2, 3, 4):
+            raise ValueError(f"initial_pose: expected (azimuth, elevation[, distance, roll]), got {initial_pose!r}")
+        values = (sequence[0], sequence[1], sequence[3] if len(sequence) == 4 else 0.0)
+    try:
+        azimuth, elevation, roll = (float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"initial_pose: azimuth, elevation and roll must be numbers, got {values}") from None
+    if not all(math.isfinite(v) for v in (azimuth, elevation, roll)) or abs(elevation) > 90:
+        raise ValueError(f"initial_pose: expected finite angles with |elevation| <= 90, got {values}")
+    return azimuth, elevation, roll
+
+
+def _search_rolls(options: PoseOptions, initial_roll: float) -> Tuple[float, ...]:
+    """In-plane rotations of the coarse search: none for a level camera, else centred on the
+    initial roll (the grid's views have roll 0; :data:`ROLL_SIGN` maps image rotation to roll)."""
+    if options.level_camera:
+        return (0.0,)
+    if initial_roll == 0.0:
+        return options.rolls
+    return tuple(r + initial_roll / ROLL_SIGN for r in options.rolls)
 
 
 def photo_proposals(rgb: np.ndarray, insets: Sequence[float] = (0.03, 0.10)) -> List[Tuple[float, float, float, float]]:
@@ -193,10 +235,12 @@ def _estimate_from_proposals(rgb: np.ndarray, cam: _Cam, mesh: PreparedMesh, opt
     best = max(results, key=lambda result: result.score)
     pooled = sorted((pair for result in results for pair in result.candidates), key=lambda pair: -pair[1])
     directions = torch.tensor([[p.azimuth, p.elevation] for p, _ in pooled], dtype=torch.float64)
-    candidates = [pooled[i] for i in distinct(range(len(pooled)), directions, options.top_k, min_gap=15.0)]
+    chosen = distinct(range(len(pooled)), directions, max(options.top_k, 2), min_gap=15.0)
+    candidates = [pooled[i] for i in chosen[:options.top_k]]
+    margin = candidates[0][1] - pooled[chosen[1]][1] if len(chosen) > 1 else float("nan")
     timings: Dict[str, float] = {"cues": cues_seconds}
     for result in results:
         for key, value in result.timings.items():
             timings[key] = timings.get(key, 0.0) + value
     return dataclasses.replace(best, mode="photo", candidates=candidates, pose=candidates[0][0], score=candidates[0][1],
-                               seconds=time.perf_counter() - started, timings=timings)
+                               seconds=time.perf_counter() - started, timings=timings, margin=margin)

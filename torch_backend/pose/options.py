@@ -45,7 +45,7 @@ _BY_MODE: Dict[str, Tuple[float, float]] = {
 
 _INTEGERS = ("top_k", "seed", "max_faces", "starts", "explore_size", "explore_iterations", "work_size", "iterations",
              "final_size", "final_iterations", "keep")
-_FLOATS = ("azimuth_step", "learning_rate", "box_weight", "tie_hog_weight", "occlusion_weight", "occlusion_margin",
+_FLOATS = ("azimuth_step", "initial_reach", "learning_rate", "box_weight", "tie_hog_weight", "occlusion_weight", "occlusion_margin",
            *_BY_MODE)
 
 
@@ -56,6 +56,14 @@ def _number(name: str, value: Any, kind: type) -> Any:
     if kind is int and converted != float(value):
         raise ValueError(f"{name} must be a whole number, got {value!r}")
     return converted
+
+
+def _pair(name: str, value: Any) -> Tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected two numbers (low, high), got {value!r}") from None
+    return low, high
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +109,12 @@ class PoseOptions:
     occlusion_weight: float = _option(0.5, "occlusion-edge evidence that breaks near-ties at the last look")
     occlusion_margin: float = _option(0.01, "score gap under which candidates count as tied")
     hog_variant: str = _option("uoctti", "HOG compared between photo and renders: " + ", ".join(HOG_VARIANTS))
+    # What the artist knows
+    level_camera: bool = _option(False, "the camera is level: roll fixed at 0")
+    elevation_range: Tuple[float, float] = _option(
+        (-90.0, 90.0), "elevations (degrees) the camera may have; (0, 90) when the object stands on the ground")
+    initial_reach: float = _option(
+        45.0, "with an initial pose: degrees of viewing direction around it that the search covers")
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -117,6 +131,10 @@ class PoseOptions:
             if not values or not all(math.isfinite(v) for v in values):
                 raise ValueError(f"{name}: expected finite numbers, got {values}")
             set_(self, name, values)
+        low, high = _pair("elevation_range", self.elevation_range)
+        if not -90.0 <= low <= high <= 90.0:
+            raise ValueError(f"elevation_range must satisfy -90 <= low <= high <= 90 degrees, got {(low, high)}")
+        set_(self, "elevation_range", (low, high))
         if self.hog_variant not in HOG_VARIANTS:
             raise ValueError(f"hog_variant must be one of {HOG_VARIANTS}, got {self.hog_variant!r}")
         if int(self.top_k) < 1:
@@ -132,6 +150,8 @@ class PoseOptions:
         for name in ("explore_iterations", "iterations", "final_iterations"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.initial_reach <= 180:
+            raise ValueError(f"initial_reach must lie in (0, 180] degrees, got {self.initial_reach}")
         for name in ("learning_rate", "box_weight", "tie_hog_weight", "occlusion_weight", "occlusion_margin", *_BY_MODE):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(float(value)) and float(value) >= 0):

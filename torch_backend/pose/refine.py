@@ -210,8 +210,12 @@ def refine(
     check: Callable[[float, str], None],
     progress: Tuple[float, float],
     sharpness: Tuple[float, float] = (2.0, 0.5),
+    elevation_bounds: Tuple[float, float] = (-89.0, 89.0),
+    roll_free: bool = True,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Adam ascent on ``(B, 6)`` starts; returns the best iterate of each start, its score and IoU.
+
+    ``elevation_bounds`` (degrees) clamp the elevation; ``roll_free=False`` keeps each start's roll.
 
     The variables are scaled so that one unit is comparable for all of them: degrees for the
     angles, ``log(distance)`` in 1/50ths and the shift in 1/500ths of the image span. The soft
@@ -219,11 +223,11 @@ def refine(
     the optimum, and a narrow one removes the blur's bias on the silhouette size (and so on the
     distance) before the best iterate is picked.
     """
-    scale = torch.tensor([1.0, 1.0, 0.02, 1.0, 0.002, 0.002], dtype=starts.dtype)
+    scale = torch.tensor([1.0, 1.0, 0.02, 1.0 if roll_free else 0.0, 0.002, 0.002], dtype=starts.dtype)
     base = starts.clone()
     base[:, 2] = torch.log(starts[:, 2])
     sine = torch.sin(torch.deg2rad(starts[:, 1:2])).detach()
-    coupling = sine * sine.abs() ** 7
+    coupling = sine * sine.abs() ** 7 if roll_free else torch.zeros_like(sine)
     variables = torch.zeros_like(base, requires_grad=True)
     optimizer = torch.optim.Adam([variables], lr=learning_rate)
     best_params = starts.clone()
@@ -240,7 +244,7 @@ def refine(
         # the full sin(el) also at mid elevations (60 deg) converged worse there (measured).
         values = torch.cat([values[:, :3], values[:, 3:4] + (values[:, :1] - base[:, :1]) * coupling, values[:, 4:]], 1)
         params = torch.cat([values[:, :2], values[:, 2:3].exp(), values[:, 3:]], 1)
-        params = torch.cat([params[:, :1], params[:, 1:2].clamp(-89.0, 89.0), params[:, 2:]], 1)
+        params = torch.cat([params[:, :1], params[:, 1:2].clamp(*elevation_bounds), params[:, 2:]], 1)
         score, iou = objective(params, sigma)
         # Compare iterates only once the blur is narrow: wide-blur scores are biased.
         if fraction >= 0.5:
@@ -260,15 +264,17 @@ def refine(
 
 def refine_poses(observation: Observation, mesh: PreparedMesh, views: ViewSet, scores: torch.Tensor,
                  params: torch.Tensor, n_rolls: int, options: PoseOptions, check: Callable[[float, str], None],
-                 timings: Dict[str, float], device: Any = None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 timings: Dict[str, float], device: Any = None, twins: bool = True
+                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """From the coarse grid's ``scores (N*R,)`` and ``params (N*R, 6)`` to refined poses: explore,
     (re-segment,) polish, last look. Returns ``(params (K, 6), scores (K,), ious (K,))`` on the CPU.
-    ``options`` must be resolved for the observation's mode (:meth:`PoseOptions.for_mode`)."""
+    ``options`` must be resolved for the observation's mode (:meth:`PoseOptions.for_mode`);
+    ``twins=False`` refines only what the grid found (the artist's start is trusted)."""
     tick = time.perf_counter()
     torch.manual_seed(int(options.seed))
     order = torch.argsort(scores, descending=True).tolist()
     start_ids = distinct(order, params, options.starts, min_gap=20.0)
-    for rank, index in enumerate(list(start_ids[:2])):
+    for rank, index in enumerate(list(start_ids[:2]) if twins else []):
         maps = _TWIN_MAPS + (_TURN_MAPS if rank == 0 else ())
         for twin in twin_starts(params, scores, views.params.shape[0], n_rolls, views, index, maps):
             if twin not in start_ids:
@@ -281,7 +287,7 @@ def refine_poses(observation: Observation, mesh: PreparedMesh, views: ViewSet, s
     explored, explored_score, _ = refine(
         params[start_ids].to(dev, torch.float32), objective_at(options.explore_size),
         iterations=options.explore_iterations, learning_rate=1.5 * options.learning_rate,
-        check=check, progress=(0.35, 0.6), sharpness=(1.5, 0.7),
+        check=check, progress=(0.35, 0.6), sharpness=(1.5, 0.7), **_constraints(options),
     )
     timings["explore"] = time.perf_counter() - tick
     tick = time.perf_counter()
@@ -292,7 +298,8 @@ def refine_poses(observation: Observation, mesh: PreparedMesh, views: ViewSet, s
     # the silhouette's 0.5 level is the exact outline (no size bias on distance).
     explored_order = torch.argsort(explored_score.cpu(), descending=True).tolist()
     keep = distinct(explored_order, explored.cpu(), max(options.top_k, options.keep), min_gap=15.0)
-    keep += twins_among(explored.cpu(), explored_order[0], keep)
+    if twins:
+        keep += twins_among(explored.cpu(), explored_order[0], keep)
     height, width = observation.size
     final_size = min(options.final_size, max(width, height))
     two_stage = final_size > options.work_size and options.final_iterations > 0
@@ -305,12 +312,19 @@ def refine_poses(observation: Observation, mesh: PreparedMesh, views: ViewSet, s
         # working size, and that is what separates near-symmetric twins.
         order_cpu = torch.argsort(refined_score.cpu(), descending=True).tolist()
         finalists = distinct(order_cpu, refined.cpu(), max(options.top_k, 3), min_gap=15.0)
-        finalists += twins_among(refined.cpu(), order_cpu[0], finalists)
+        if twins:
+            finalists += twins_among(refined.cpu(), order_cpu[0], finalists)
         refined, refined_score, refined_iou = _polish(
             objective_at(final_size), refined[finalists], options, check, options.final_iterations, 0.3, (0.5, 0.3),
             (0.85, 0.98), last=True)
     timings["refine"] = time.perf_counter() - tick
     return refined.cpu(), refined_score.cpu(), refined_iou.cpu()
+
+
+def _constraints(options: PoseOptions) -> Dict[str, Any]:
+    """What the artist knows, as :func:`refine`'s keyword arguments."""
+    low, high = options.elevation_range
+    return {"elevation_bounds": (max(low, -89.0), min(high, 89.0)), "roll_free": not options.level_camera}
 
 
 class _ObjectiveFactory:
@@ -351,7 +365,7 @@ def _polish(objective: Objective, candidates: torch.Tensor, options: PoseOptions
     """Refine ``candidates (B, 6)`` with ``objective``, then break near-ties between twins."""
     polished, score, iou = refine(candidates, objective, iterations=iterations,
                                   learning_rate=learning_rate * options.learning_rate,
-                                  check=check, progress=progress, sharpness=sharpness)
+                                  check=check, progress=progress, sharpness=sharpness, **_constraints(options))
     # Near-symmetric objects (front/back, 3-fold legs) give their twins almost the same
     # silhouette IoU; the shading inside the outline (∇HOG cosine) and, among near-ties at
     # the last look, occlusion edges break such ties. One render serves both.

@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-__all__ = ["Pose", "PoseResult", "CoarseViews", "Cancelled", "Progress"]
+__all__ = ["Pose", "PoseResult", "CoarseViews", "Cancelled", "Progress", "AMBIGUOUS_MARGIN"]
+
+#: Score margin under which a result is flagged ambiguous (:attr:`PoseResult.ambiguous`).
+AMBIGUOUS_MARGIN = 0.02
 
 
 class Cancelled(Exception):
@@ -48,6 +51,8 @@ class PoseResult:
         coarse_pose, coarse_score: the best grid pose before refinement.
         iou: silhouette IoU of ``pose`` with the object mask used (given or derived), at working size.
         timings: seconds per stage.
+        margin: score of ``pose`` minus that of the next distinct pose (>= 15 deg away); small
+            when the photo hardly tells them apart (see :attr:`ambiguous`); NaN without a rival.
     """
 
     pose: Pose
@@ -59,6 +64,12 @@ class PoseResult:
     coarse_score: float
     iou: float = float("nan")
     timings: Dict[str, float] = dataclasses.field(default_factory=dict)
+    margin: float = float("nan")
+
+    @property
+    def ambiguous(self) -> bool:
+        """True when another distinct pose scores within :data:`AMBIGUOUS_MARGIN`: check the candidates."""
+        return bool(self.margin < AMBIGUOUS_MARGIN)
 
 
 @dataclasses.dataclass

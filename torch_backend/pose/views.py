@@ -18,7 +18,7 @@ from .prepare import PreparedMesh, _Cam, project, resolve_intrinsics
 from .types import CoarseViews, Pose
 
 __all__ = ["COARSE_VIEW_SIZE", "coarse_view_intrinsics", "coarse_view_poses", "render_coarse_views", "ViewSet",
-           "CoarseViewCache", "DEFAULT_CACHE", "views_from_user"]
+           "CoarseViewCache", "DEFAULT_CACHE", "views_from_user", "views_within"]
 
 #: Side (pixels) of the square coarse renders.
 COARSE_VIEW_SIZE = 96
@@ -156,6 +156,39 @@ class ViewSet:
     centroids: torch.Tensor  # (N, 2) pixels
     radii: torch.Tensor  # (N,) radius of gyration, pixels
     outlines: Optional[torch.Tensor] = None  # (N, P, 2) outline points, filled lazily
+
+    def subset(self, keep: torch.Tensor) -> "ViewSet":
+        """The views where the boolean ``keep (N,)`` is true (at least one must be)."""
+        if not bool(keep.any()):
+            raise ValueError("coarse views: no view satisfies the constraints")
+        outlines = self.outlines[keep] if self.outlines is not None else None
+        return ViewSet(self.images[keep], self.silhouettes[keep], self.params[keep], self.cam, self.centroids[keep],
+                       self.radii[keep], outlines)
+
+
+def views_within(views: ViewSet, elevation_range: Tuple[float, float],
+                 around: Optional[Tuple[float, float]] = None, reach: float = 180.0) -> ViewSet:
+    """The views a constrained search needs: elevations inside ``elevation_range`` (degrees,
+    widened to the nearest grid row on each side so that the refinement can reach the bounds) and,
+    with ``around = (azimuth, elevation)``, viewing directions within ``reach`` degrees of it."""
+    elevations = views.params[:, 1]
+    rows = torch.unique(elevations)
+    low, high = elevation_range
+    below, above = rows[rows <= low], rows[rows >= high]
+    low = float(below.max()) if below.numel() else float(rows.min())
+    high = float(above.min()) if above.numel() else float(rows.max())
+    keep = (elevations >= low - 1e-3) & (elevations <= high + 1e-3)
+    if around is not None and reach < 180.0:
+        deg = math.pi / 180.0
+        az, el = views.params[:, 0].double() * deg, elevations.double() * deg
+        az0, el0 = around[0] * deg, around[1] * deg
+        cosine = torch.sin(el) * math.sin(el0) + torch.cos(el) * math.cos(el0) * torch.cos(az - az0)
+        keep &= torch.rad2deg(torch.arccos(cosine.clamp(-1, 1))) <= reach
+        if not bool(keep.any()):  # a reach finer than the grid: the nearest view
+            keep[int(torch.argmax(cosine))] = True
+    if bool(keep.all()):
+        return views
+    return views.subset(keep)
 
 
 def view_set(images, silhouettes, params: torch.Tensor, cam: _Cam) -> ViewSet:
