@@ -46,8 +46,9 @@ _TAGS = {
     "ExifImageHeight": 0xA003,  # PixelYDimension
     "DigitalZoomRatio": 0xA404,
 }
-#: FocalPlaneResolutionUnit -> millimetres (EXIF: 2 = inch, the default; 3 = cm; 4 = mm).
-_UNIT_MM = {1: 25.4, 2: 25.4, 3: 10.0, 4: 1.0}
+#: FocalPlaneResolutionUnit -> millimetres (EXIF: 2 = inch, the default; 3 = cm; 4 = mm;
+#: 1 = "no absolute unit" gives no sensor size).
+_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0}
 # Plausible ranges; outside them a tag is taken as broken, not as an exotic camera.
 _LENS_RANGE_MM = (0.5, 5000.0)
 _SENSOR_RANGE_MM = (0.5, 200.0)  # phone sensors ~5 mm up to 4x5" large format (127 mm)
@@ -312,8 +313,9 @@ def _original_frame(tags: dict, stored: Tuple[int, int]) -> Tuple[Tuple[float, f
     return (big_w, big_h), (fx, fy), note
 
 
-def _full_sensor(tags, focal_eff, frame) -> Tuple[float, float, Tuple[str, ...]]:
-    """Sensor extents ``(Sx, Sy)`` in mm along the stored x / y axes of the recorded frame."""
+def _full_sensor(tags, focal_eff, frame) -> Optional[Tuple[float, float, Tuple[str, ...]]]:
+    """Sensor extents ``(Sx, Sy)`` in mm along the stored x / y axes of the recorded frame, and
+    the tags used; ``None`` when no tag gives the sensor size."""
     big_w, big_h = frame
     diagonal_px = math.hypot(big_w, big_h)
     f35 = _positive(tags, "FocalLengthIn35mmFilm", (1.0, 50000.0), zero_is_unknown=True)
