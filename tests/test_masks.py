@@ -8,12 +8,58 @@ import torch
 from torch_backend import masks
 
 
-def test_as_mask_accepts_layouts_and_any_nonzero():
+def test_as_mask_accepts_layouts_and_two_level_masks():
     base = np.zeros((6, 8))
-    base[2:4, 3:6] = 0.2
+    base[2:4, 3:6] = 0.2  # a 0/v label mask: v is object whatever its scale
     for candidate in (base, base[..., None], base[None], torch.from_numpy(base)[None, None], (base * 255).astype(np.uint8)):
         result = masks.as_mask(candidate, (6, 8))
         assert result.dtype == bool and result.shape == (6, 8) and result.sum() == 6
+
+
+_HALF_SCALE_CASES = {  # each row: 0, a quarter, just below half, half, three quarters, full
+    np.uint8: [0, 64, 127, 128, 192, 255],
+    np.uint16: [0, 16384, 32767, 32768, 49152, 65535],
+    np.float32: [0.0, 0.25, 0.499, 0.5, 0.75, 1.0],
+    np.float64: [0.0, 0.25, 0.499, 0.5, 0.75, 1.0],
+    np.int64: [0, 64, 127, 128, 192, 255],  # no fixed scale: 255 holds the values
+}
+
+
+@pytest.mark.parametrize("dtype", list(_HALF_SCALE_CASES))
+def test_mask_values_are_coverage_at_half_scale(dtype):
+    """Soft values: object from half of full scale up (uint8 >= 128, uint16 >= 32768, float >= 0.5)."""
+    values = np.array(_HALF_SCALE_CASES[dtype])
+    mask = np.tile(values.astype(dtype), (2, 1))
+    expected = np.tile([False, False, False, True, True, True], (2, 1))
+    np.testing.assert_array_equal(masks.as_mask(mask, (2, 6)), expected)
+    np.testing.assert_array_equal(masks.coverage_mask(mask), expected)
+    alpha = np.concatenate([mask, np.zeros((40, 6), dtype)])  # enough background to be a cut-out
+    np.testing.assert_array_equal(masks.alpha_mask(alpha)[:2], expected)
+    assert masks.coverage_mask(mask > 0).sum() == 10  # bool masks are taken as they are
+
+
+def _disc(size, radius, supersample):
+    """Coverage of a disc in a ``size x size`` image: fraction of ``supersample^2`` sub-samples inside."""
+    n = size * supersample
+    centre = size / 2 + 0.3  # off the pixel grid
+    coords = (np.arange(n) + 0.5) / supersample
+    inside = (coords[None, :] - centre) ** 2 + (coords[:, None] - centre) ** 2 < radius**2
+    return inside.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
+
+
+@pytest.mark.parametrize("scale, dtype", [(255, np.uint8), (65535, np.uint16), (1.0, np.float32)])
+def test_anti_aliased_mask_keeps_the_hard_area(scale, dtype):
+    """A disc with a soft edge (coverage per pixel) gives the disc's area within 1 %, and a
+    non-zero reading (the old rule) would have grown it by the soft ring."""
+    radius = 20.0
+    soft = _disc(64, radius, 16)
+    values = (np.round(soft * scale) if scale != 1.0 else soft).astype(dtype)
+    assert len(np.unique(values)) > 10  # really anti-aliased
+    area = masks.as_mask(values, (64, 64)).sum()
+    assert abs(area - np.pi * radius**2) <= 0.01 * np.pi * radius**2
+    assert (values != 0).sum() > 1.05 * np.pi * radius**2  # what counting non-zero pixels gave
+    alpha_area = masks.alpha_mask(values).sum()
+    assert alpha_area == area
 
 
 @pytest.mark.parametrize(

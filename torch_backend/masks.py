@@ -2,7 +2,11 @@
 
 Everything here works on NumPy arrays in photo pixel coordinates (``x`` to the right, ``y`` down,
 pixel ``(i, j)`` covering ``[j, j+1) x [i, i+1)``). A box is ``(x0, y0, x1, y1)`` in pixels with
-``x0 < x1``, ``y0 < y1``. A mask is an ``(H, W)`` array; any non-zero value means "object".
+``x0 < x1``, ``y0 < y1``. A mask is an ``(H, W)`` array of **coverage**: a pixel is object when
+its value is at least half of full scale (uint8 >= 128, uint16 >= 32768, float >= 0.5, bool True),
+so the soft edge of an anti-aliased mask or alpha (what paint programs, matting tools and
+renderers write) neither grows nor shrinks the object. A mask holding only zero and one other
+value (a 0/1 label image) is hard: that value is object (:func:`coverage_mask`).
 
 OpenCV is optional: only :func:`grabcut_from_box` needs it, and it imports ``cv2`` lazily with a
 clear error when it is missing (``pip install "opencv-python-headless<4.12"``).
@@ -17,12 +21,45 @@ import numpy as np
 Box = Tuple[float, float, float, float]
 
 
+def _full_scale(array: np.ndarray) -> float:
+    """Full-scale value of a mask's dtype: 255 (uint8), 65535 (uint16), 1 (float).
+
+    Other integer types have no fixed scale: the smallest of 1, 255, 65535 that holds the values.
+    """
+    if array.dtype == np.uint8:
+        return 255.0
+    if array.dtype == np.uint16:
+        return 65535.0
+    if array.dtype.kind in "iu":
+        top = float(array.max(initial=0))
+        return next((scale for scale in (1.0, 255.0, 65535.0) if top <= scale), top)
+    return 1.0
+
+
+def coverage_mask(values, threshold: float = 0.5) -> np.ndarray:
+    """Object mask ``(H, W)`` bool from coverage values ``(H, W)``: value >= ``threshold`` x full scale.
+
+    Full scale is 255 for uint8, 65535 for uint16, 1 for floats; bool masks are returned as they
+    are. A mask whose non-zero values are all equal (a 0/1 or 0/255 label image) is hard: every
+    non-zero pixel is object, whatever the scale.
+    """
+    array = np.asarray(values)
+    if array.dtype == bool:
+        return array.copy()
+    nonzero = array[array != 0]
+    if nonzero.size and nonzero.min() == nonzero.max():
+        return array != 0
+    return array >= threshold * _full_scale(array)
+
+
 def as_mask(mask, shape: Tuple[int, int], *, name: str = "mask") -> np.ndarray:
     """Validate a mask and return it as a ``bool`` ``(H, W)`` array.
 
     Args:
-        mask: ``(H, W)``, ``(H, W, 1)``, ``(1, H, W)`` or ``(1, 1, H, W)`` array or tensor; any
-            non-zero (finite) value is object.
+        mask: ``(H, W)``, ``(H, W, 1)``, ``(1, H, W)`` or ``(1, 1, H, W)`` array or tensor of
+            coverage: object where the value is at least half of full scale (uint8 >= 128,
+            uint16 >= 32768, float >= 0.5, bool True); a two-level 0/v mask is object where v
+            (see :func:`coverage_mask`).
         shape: the photo's ``(H, W)``.
 
     Raises:
@@ -49,9 +86,9 @@ def as_mask(mask, shape: Tuple[int, int], *, name: str = "mask") -> np.ndarray:
         )
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
         raise ValueError(f"{name}: contains NaN or inf")
-    result = array != 0
+    result = coverage_mask(array)
     if not result.any():
-        raise ValueError(f"{name}: is empty (no non-zero pixel marks the object)")
+        raise ValueError(f"{name}: is empty (no pixel reaches half coverage to mark the object)")
     return result
 
 
@@ -59,15 +96,14 @@ def alpha_mask(alpha: np.ndarray, threshold: float = 0.5) -> Optional[np.ndarray
     """Object mask from an alpha channel, or ``None`` when the alpha carries no cut-out.
 
     Args:
-        alpha: ``(H, W)`` floats in ``[0, 1]`` (or uint8).
-        threshold: alpha above this (as a fraction of full opacity) is object.
+        alpha: ``(H, W)`` coverage: floats in ``[0, 1]``, uint8 or uint16.
+        threshold: alpha at or above this fraction of full opacity is object (coverage, as in
+            :func:`coverage_mask`).
 
     An alpha channel that is (almost) fully opaque or fully transparent is not a mask: such files
     are common (PNG exported with an alpha channel it does not use), so ``None`` is returned.
     """
-    alpha = np.asarray(alpha)
-    values = alpha.astype(np.float32) / (255.0 if alpha.dtype == np.uint8 else 1.0)
-    mask = values > threshold
+    mask = coverage_mask(alpha, threshold)
     fraction = float(mask.mean()) if mask.size else 0.0
     if fraction <= 0.0005 or fraction >= 0.9995:
         return None
