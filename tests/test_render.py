@@ -206,7 +206,7 @@ def test_gradcheck_small_scene():
     (dict(vertices=np.zeros((4, 2)), faces=np.zeros((1, 3), int)), "vertices"),
     (dict(vertices=np.eye(3), faces=np.array([[0, 1, 2, 0]])), "faces"),
     (dict(vertices=np.eye(3), faces=np.array([[0, 1, 3]])), "indices"),
-    (dict(vertices=np.eye(3), faces=np.array([[0.0, 1.0, 2.0]])), "integer"),
+    (dict(vertices=np.eye(3), faces=np.array([[0.0, 1.5, 2.0]])), "integer"),
     (dict(vertices=np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0]], float), faces=np.array([[0, 1, 2]])), "area"),
     (dict(vertices=np.array([[np.nan, 0, 0], [1, 0, 0], [0, 1, 0]]), faces=np.array([[0, 1, 2]])), "finite"),
 ])
