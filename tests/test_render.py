@@ -4,7 +4,10 @@ import pytest
 import torch
 
 from blender_silhouettes import BlenderSilhouetteRenderer, box, chair, cylinder, icosphere, merge
-from torch_backend.render import DEFAULT_SHARPNESS, Mesh, render, render_silhouette
+from torch_backend import meshes
+from torch_backend.camera import Camera, Intrinsics
+from torch_backend.render import (DEFAULT_SHARPNESS, Mesh, RasterizationSettings, ShadingSettings, render,
+                                  render_silhouette)
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
@@ -254,3 +257,25 @@ def test_renderer_equals_per_pixel_reference(name, sharpness):
     reference_silhouette, _, _ = render_reference(vertices, faces, resolution=resolution, sharpness=sharpness,
                                                   shading=False, **_REFERENCE_VIEWS)
     np.testing.assert_allclose(silhouette_only.numpy(), reference_silhouette, atol=1e-6, rtol=0)
+
+
+def test_camera_and_settings_objects_equal_the_keyword_form():
+    vertices, faces = chair()
+    params = torch.tensor([[20.0, 15.0, 3.5, 4.0, 0.02, -0.01], [-70.0, 40.0, 4.0, -8.0, 0.0, 0.03]],
+                          dtype=torch.float64)
+    intrinsics = Intrinsics(lens_mm=45.0, resolution=(40, 30))
+    mesh = meshes.Mesh(vertices, faces)
+    assert Mesh is meshes.Mesh
+    keywords = dict(azimuth=params[:, 0], elevation=params[:, 1], distance=params[:, 2], roll=params[:, 3],
+                    shift_x=params[:, 4], shift_y=params[:, 5], lens_mm=45.0, resolution=(40, 30))
+    expected = render(vertices, faces, sharpness=0.7, ambient=0.3, background=0.1, **keywords)
+    ours = render(mesh, camera=Camera.from_params(params, intrinsics), raster_settings=RasterizationSettings(0.7),
+                  shading_settings=ShadingSettings(ambient=0.3, background=0.1))
+    for got, want in zip(ours, expected):
+        assert torch.equal(got, want)
+    assert torch.equal(render_silhouette(mesh, camera=Camera.from_params(params, intrinsics), sharpness=0.7),
+                       expected.silhouette)
+    with pytest.raises(TypeError, match="not both"):
+        render(mesh, camera=Camera.from_params(params, intrinsics), azimuth=0.0)
+    with pytest.raises(TypeError, match="not both"):
+        render_silhouette(mesh, raster_settings=RasterizationSettings(), sharpness=1.0, **keywords)
