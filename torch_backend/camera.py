@@ -40,6 +40,10 @@ horizontal when ``width >= height``. With ``span`` the fitted image size in pixe
 
 for a point ``(X, Y, Z)`` in camera space. Pixel coordinates have x right, y down and ``(0, 0)``
 at the top-left corner of the top-left pixel (pixel centres at ``i + 0.5``).
+
+In code: :class:`Intrinsics` (in :mod:`torch_backend.intrinsics`) holds the camera data and
+:class:`Camera` the B poses plus their intrinsics; :func:`project_points` and the renderer take a
+``Camera`` or the same values as flat keywords.
 """
 from __future__ import annotations
 

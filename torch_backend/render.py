@@ -26,7 +26,7 @@ into coverage: 0.27 -> 0.73 within +-1 sharpness of an edge.
   the differentiable pass: the cost follows covered pixels, not pixels x faces.
 * Triangles with a vertex behind the near plane (1e-4 x the camera distance) or with a projected
   area below 1e-6 px^2 are dropped for that camera (no clipping). Degenerate faces (repeated
-  indices, zero area) are removed once when the mesh is prepared (:class:`Mesh`).
+  indices, zero area) are removed once per mesh (:attr:`Mesh.topology`).
 
 Shading: each face gets a flat Lambertian intensity under a directional head light (along the
 camera's optical axis): ``ambient + (1 - ambient) * |cos(angle between face normal and the optical
