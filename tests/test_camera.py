@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from torch_backend.camera import (
+    Camera,
     Intrinsics,
     camera_location_rotation,
     camera_to_world,
@@ -187,6 +188,54 @@ def test_bad_arguments_raise_value_error(bad):
         project_points(torch.zeros(2, 2), azimuth=0.0, elevation=0.0, distance=3.0, resolution=(10, 10))
     with pytest.raises(ValueError):
         pose_from_world_to_camera(torch.zeros(3, 3))
+
+
+def test_intrinsics_coerce_aliases_and_float_properties():
+    reference = Intrinsics(35.0, 32.0, 18.0, "VERTICAL", 0.1, -0.05, (640, 480))
+    aliases = dict(lens=35, sensor_width=32, sensor_height_mm=18, sensor_fit="vertical", shift=(0.1, -0.05),
+                   width=640.2, height=479.8)
+    for given in (reference, reference.as_dict(), aliases, dict(reference.to_blender_dict(), lens_mm=35.0)):
+        assert Intrinsics.coerce(given) == reference
+    t = reference.tensors(torch.float64)
+    assert reference.focal_px == float(t["focal_px"]) == pytest.approx(35 / 18 * 480)
+    assert reference.principal_point == (float(t["cx"]), float(t["cy"]))
+    half = reference.scaled(320, 240)
+    assert half.resolution == (320, 240) and half.focal_px == pytest.approx(reference.focal_px / 2)
+    assert reference.with_shift(0.0, 0.0).principal_point == (320.0, 240.0)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(lens_mm=float("nan")), "non-finite"), (dict(sensor_width_mm=0.0), "positive"),
+    (dict(sensor_fit="DIAGONAL"), "sensor_fit"), (dict(resolution=None), "resolution"),
+    (dict(resolution=(0, 10)), "resolution"), (dict(shift_x="left"), "numbers"),
+])
+def test_intrinsics_coerce_names_the_bad_field(change, message):
+    given = dict(Intrinsics(resolution=(64, 48)).as_dict(), **change)
+    with pytest.raises(ValueError, match=f"photo camera: .*{message}"):
+        Intrinsics.coerce(given, name="photo camera")
+    with pytest.raises(ValueError, match="required"):
+        Intrinsics.coerce(None)
+
+
+def test_camera_object_equals_keyword_form():
+    generator = torch.Generator().manual_seed(3)
+    az, el, dist, roll = _random_poses(generator, 5, poles=False)
+    shift = torch.rand(5, 2, generator=generator, dtype=torch.float64) * 0.2 - 0.1
+    intrinsics = Intrinsics(42.0, 36.0, 24.0, "AUTO", 0.0, 0.0, (80, 60))
+    points = torch.rand(7, 3, generator=generator, dtype=torch.float64) - 0.5
+    camera = Camera.from_params(torch.stack([az, el, dist, roll, shift[:, 0], shift[:, 1]], 1), intrinsics)
+    keywords = dict(intrinsics.as_dict(), shift_x=shift[:, 0], shift_y=shift[:, 1])
+    expected = project_points(points, azimuth=az, elevation=el, distance=dist, roll=roll, **keywords)
+    assert torch.equal(project_points(points, camera), expected)
+    assert torch.equal(camera.project(points), expected)
+    assert torch.equal(Camera.from_params(camera_params := torch.stack([az, el, dist, roll], 1), intrinsics)
+                       .world_to_camera(), world_to_camera(*camera_params.unbind(1)))
+    with pytest.raises(TypeError, match="not both"):
+        project_points(points, camera, azimuth=0.0)
+    with pytest.raises(ValueError, match="batched intrinsics"):
+        project_points(points, Camera(0.0, 0.0, 3.0, intrinsics=intrinsics.with_shift(shift[:, 0], 0.0)))
+    with pytest.raises(ValueError, match=r"\(B, 6\)"):
+        Camera.from_params(torch.zeros(3, 5), intrinsics)
 
 
 # --------------------------------------------------------------------------------------------

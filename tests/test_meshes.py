@@ -3,6 +3,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 
 from torch_backend import meshes
 
@@ -246,3 +247,56 @@ def test_demo_assets_are_small_and_consistent_with_the_camera_convention():
     ).numpy()
     projected = np.concatenate([pixels.min(axis=0), pixels.max(axis=0)])
     np.testing.assert_allclose(projected, truth["bbox"], atol=1.5)
+
+
+# --------------------------------------------------------------------------------------------
+# the checked Mesh type
+# --------------------------------------------------------------------------------------------
+def test_mesh_check_counts_non_finite_vertices():
+    v, f = meshes.chair()
+    v = v.copy()
+    v[[3, 10, 11], 1] = [np.nan, np.inf, -np.inf]
+    with pytest.raises(ValueError, match=rf"^chair: vertices: 3 of {len(v)} are not finite \(NaN or inf\)$"):
+        meshes.Mesh(v, f, name="chair")
+    with pytest.raises(ValueError, match=rf"^vertices: 3 of {len(v)} are not finite"):
+        meshes.check_mesh(torch.from_numpy(v), f)
+
+
+@pytest.mark.parametrize("faces, message", [
+    (np.zeros((0, 3), int), "no faces"), (np.array([[0, 1, 2, 3]]), r"\(F, 3\)"),
+    (np.array([[0.0, 0.5, 2.0]]), "integer"), (np.array([[True, False, True]]), "integer"),
+    (np.array([[0, 1, 8]]), r"indices must lie in \[0, 7\], got \[0, 8\]"),
+])
+def test_mesh_check_names_the_bad_field(faces, message):
+    v, _ = meshes.box()
+    with pytest.raises(ValueError, match=message):
+        meshes.Mesh(v, faces)
+
+
+def test_mesh_keeps_dtype_graph_and_shares_numpy():
+    v, f = meshes.box()
+    mesh = meshes.Mesh(v, f.astype(np.int32))
+    assert mesh.vertices.dtype == torch.float64 and mesh.faces.dtype == torch.int64
+    assert np.shares_memory(mesh.vertices.numpy(), v)
+    grad = torch.tensor(v, dtype=torch.float32, requires_grad=True)
+    assert meshes.Mesh(grad, f).vertices is grad
+    whole = meshes.Mesh(v.astype(int), f.astype(float))  # whole-number floats are indices too
+    assert whole.vertices.dtype == torch.float64 and torch.equal(whole.faces, mesh.faces)
+    assert meshes.Mesh.from_arrays(mesh) is mesh
+    assert mesh.closed and mesh.outward == 1.0 and mesh.num_faces == 12
+    flipped = meshes.Mesh(v, f[:, ::-1].copy())
+    assert flipped.closed and flipped.outward == -1.0
+
+
+def test_mesh_content_hash():
+    v, f = meshes.chair()
+    digest = meshes.Mesh(v, f).content_hash()
+    assert meshes.Mesh(v.copy(), torch.from_numpy(f)).content_hash() == digest
+    assert meshes.Mesh(v.astype(np.float32), f).content_hash() == meshes.Mesh(v.astype(np.float32).astype(float), f).content_hash()
+    moved = v.copy()
+    moved[0, 0] += 1e-9
+    assert meshes.Mesh(moved, f).content_hash() != digest
+    assert meshes.Mesh(v, f[::-1].copy()).content_hash() != digest
+    assert meshes.Mesh(v, f).content_hash("2000") != digest
+    mesh = meshes.Mesh(v, f)
+    assert mesh.to(dtype=torch.float32).content_hash() == meshes.Mesh(v.astype(np.float32), f).content_hash()

@@ -40,19 +40,27 @@ horizontal when ``width >= height``. With ``span`` the fitted image size in pixe
 
 for a point ``(X, Y, Z)`` in camera space. Pixel coordinates have x right, y down and ``(0, 0)``
 at the top-left corner of the top-left pixel (pixel centres at ``i + 0.5``).
+
+In code: :class:`Intrinsics` (in :mod:`torch_backend.intrinsics`) holds the camera data and
+:class:`Camera` the B poses plus their intrinsics; :func:`project_points` and the renderer take a
+``Camera`` or the same values as flat keywords.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-from typing import Any, Mapping, NamedTuple, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
+# Intrinsics live in their own module; everything of the convention is importable from here.
+from .intrinsics import SENSOR_FITS, Intrinsics, _as_param, _reference, project_camera_points  # noqa: F401
+
 __all__ = [
     "SENSOR_FITS",
     "Intrinsics",
+    "Camera",
     "CameraPlacement",
     "camera_to_world",
     "world_to_camera",
@@ -65,43 +73,9 @@ __all__ = [
     "project_points",
 ]
 
-SENSOR_FITS = ("AUTO", "HORIZONTAL", "VERTICAL")
-
-
 # --------------------------------------------------------------------------------------------
 # argument handling
 # --------------------------------------------------------------------------------------------
-def _reference(*values: Any) -> tuple[torch.dtype, torch.device]:
-    """dtype/device of the first floating tensor among ``values`` (float32 on CPU otherwise)."""
-    for value in values:
-        if isinstance(value, Tensor) and value.is_floating_point():
-            return value.dtype, value.device
-    for value in values:
-        if isinstance(value, Tensor):
-            return torch.get_default_dtype(), value.device
-    return torch.get_default_dtype(), torch.device("cpu")
-
-
-def _as_param(name: str, value: Any, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """A pose/intrinsic scalar or (B,) batch as a tensor of ``dtype`` on ``device`` (keeps autograd)."""
-    if isinstance(value, np.ndarray):
-        value = torch.from_numpy(value)
-    if isinstance(value, Tensor):
-        tensor = value.to(device=device, dtype=dtype)
-    else:
-        try:
-            tensor = torch.as_tensor(value, dtype=dtype, device=device)
-        except (TypeError, ValueError, RuntimeError) as error:
-            raise ValueError(f"{name} must be a number or a tensor of shape (B,), got {value!r}") from error
-    if tensor.dim() > 1:
-        raise ValueError(f"{name} must be a scalar or have shape (B,), got shape {tuple(tensor.shape)}")
-    if tensor.numel() == 0:
-        raise ValueError(f"{name} is empty")
-    if not bool(torch.isfinite(tensor.detach()).all()):
-        raise ValueError(f"{name} must be finite, got {tensor.detach().cpu().tolist()}")
-    return tensor
-
-
 def _broadcast(**params: Tensor) -> dict[str, Tensor]:
     shapes = {name: tuple(p.shape) for name, p in params.items()}
     try:
@@ -109,16 +83,6 @@ def _broadcast(**params: Tensor) -> dict[str, Tensor]:
     except RuntimeError as error:
         raise ValueError(f"pose parameters have incompatible batch shapes: {shapes}") from error
     return dict(zip(params.keys(), out))
-
-
-def _check_resolution(resolution: Any) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in resolution)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"resolution must be (width, height), got {resolution!r}") from error
-    if width <= 0 or height <= 0 or (width, height) != tuple(resolution):
-        raise ValueError(f"resolution must be two positive integers (width, height), got {resolution!r}")
-    return width, height
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,154 +295,6 @@ def transform_points(points: Tensor, matrix: Tensor) -> Tensor:
     return points @ rotation.transpose(-1, -2) + translation[:, None, :]
 
 
-# --------------------------------------------------------------------------------------------
-# intrinsics
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Intrinsics:
-    """Blender camera intrinsics (pixel aspect 1).
-
-    Attributes:
-        lens_mm: focal length in mm (``camera.data.lens``); float or tensor () / (B,).
-        sensor_width_mm, sensor_height_mm: ``camera.data.sensor_width / sensor_height`` (mm).
-        sensor_fit: ``"AUTO"``, ``"HORIZONTAL"`` or ``"VERTICAL"`` (``camera.data.sensor_fit``).
-        shift_x, shift_y: lens shift in units of the fitted image size (``camera.data.shift_x/y``).
-        resolution: (width, height) in pixels (``render.resolution_x/y`` times the percentage).
-    """
-
-    lens_mm: Any = 50.0
-    sensor_width_mm: Any = 36.0
-    sensor_height_mm: Any = 24.0
-    sensor_fit: str = "AUTO"
-    shift_x: Any = 0.0
-    shift_y: Any = 0.0
-    resolution: tuple[int, int] = (1920, 1080)
-
-    def __post_init__(self):
-        if not isinstance(self.sensor_fit, str) or self.sensor_fit.upper() not in SENSOR_FITS:
-            raise ValueError(f"sensor_fit must be one of {SENSOR_FITS}, got {self.sensor_fit!r}")
-        object.__setattr__(self, "sensor_fit", self.sensor_fit.upper())
-        object.__setattr__(self, "resolution", _check_resolution(self.resolution))
-
-    @classmethod
-    def from_blender_dict(cls, data: Mapping[str, Any]) -> "Intrinsics":
-        """Build from Blender's names: ``lens, sensor_width, sensor_height, sensor_fit, shift_x,
-        shift_y, resolution_x, resolution_y`` and optionally ``resolution_percentage`` (default 100).
-
-        Missing camera keys take Blender's defaults; the resolution keys are required.
-        """
-        if "resolution_x" not in data or "resolution_y" not in data:
-            raise ValueError("from_blender_dict needs 'resolution_x' and 'resolution_y'")
-        percentage = data.get("resolution_percentage", 100)
-        # Blender rounds the scaled resolution down (BKE_render_resolution).
-        width = int(data["resolution_x"]) * int(percentage) // 100
-        height = int(data["resolution_y"]) * int(percentage) // 100
-        return cls(
-            lens_mm=data.get("lens", 50.0),
-            sensor_width_mm=data.get("sensor_width", 36.0),
-            sensor_height_mm=data.get("sensor_height", 24.0),
-            sensor_fit=str(data.get("sensor_fit", "AUTO")),
-            shift_x=data.get("shift_x", 0.0),
-            shift_y=data.get("shift_y", 0.0),
-            resolution=(width, height),
-        )
-
-    def to_blender_dict(self) -> dict[str, Any]:
-        """The inverse of :meth:`from_blender_dict` (python floats; percentage 100)."""
-        as_float = lambda v: float(v.detach().cpu()) if isinstance(v, Tensor) and v.numel() == 1 else v  # noqa: E731
-        return {
-            "lens": as_float(self.lens_mm),
-            "sensor_width": as_float(self.sensor_width_mm),
-            "sensor_height": as_float(self.sensor_height_mm),
-            "sensor_fit": self.sensor_fit,
-            "shift_x": as_float(self.shift_x),
-            "shift_y": as_float(self.shift_y),
-            "resolution_x": self.resolution[0],
-            "resolution_y": self.resolution[1],
-            "resolution_percentage": 100,
-        }
-
-    def replace(self, **changes) -> "Intrinsics":
-        """A copy with some fields changed."""
-        return replace(self, **changes)
-
-    @property
-    def width(self) -> int:
-        return self.resolution[0]
-
-    @property
-    def height(self) -> int:
-        return self.resolution[1]
-
-    @property
-    def horizontal_fit(self) -> bool:
-        """True when the fitted sensor size spans the image width (Blender's effective fit)."""
-        if self.sensor_fit == "AUTO":
-            return self.width >= self.height
-        return self.sensor_fit == "HORIZONTAL"
-
-    @property
-    def fit_span_px(self) -> int:
-        """The image size in pixels that the fitted sensor size spans (Blender's ``viewfac``)."""
-        return self.width if self.horizontal_fit else self.height
-
-    def tensors(self, dtype=None, device=None) -> dict[str, Tensor]:
-        """``focal_px``, ``cx``, ``cy`` as tensors of shape () or (B,) (differentiable)."""
-        ref_dtype, ref_device = _reference(self.lens_mm, self.sensor_width_mm, self.sensor_height_mm,
-                                           self.shift_x, self.shift_y)
-        dtype, device = dtype or ref_dtype, device or ref_device
-        lens = _as_param("lens_mm", self.lens_mm, dtype, device)
-        # Blender: the sensor height is used only for an explicit VERTICAL fit (AUTO uses the width).
-        sensor_name = "sensor_height_mm" if self.sensor_fit == "VERTICAL" else "sensor_width_mm"
-        sensor = _as_param(sensor_name, getattr(self, sensor_name), dtype, device)
-        shift_x = _as_param("shift_x", self.shift_x, dtype, device)
-        shift_y = _as_param("shift_y", self.shift_y, dtype, device)
-        if bool((lens.detach() <= 0).any()) or bool((sensor.detach() <= 0).any()):
-            raise ValueError("lens_mm and the sensor size must be > 0")
-        span = float(self.fit_span_px)
-        return {
-            "focal_px": lens / sensor * span,
-            "cx": 0.5 * self.width - shift_x * span,
-            "cy": 0.5 * self.height + shift_y * span,
-        }
-
-    def matrix(self, dtype=None, device=None) -> Tensor:
-        """Pinhole matrix K (3, 3) or (B, 3, 3) mapping ``(X, -Y, -Z)`` (OpenCV-style camera) to pixels."""
-        t = self.tensors(dtype, device)
-        f, cx, cy = torch.broadcast_tensors(t["focal_px"], t["cx"], t["cy"])
-        zero, one = torch.zeros_like(f), torch.ones_like(f)
-        return torch.stack([
-            torch.stack([f, zero, cx], -1),
-            torch.stack([zero, f, cy], -1),
-            torch.stack([zero, zero, one], -1),
-        ], -2)
-
-
-def project_camera_points(points_cam: Tensor, intrinsics: Intrinsics) -> tuple[Tensor, Tensor]:
-    """Project Blender camera-space points to pixel coordinates.
-
-    Args:
-        points_cam: (..., N, 3) camera-space points (camera looks down -Z); with batched intrinsics
-            of shape (B,) the leading dimension must be B (or broadcastable).
-        intrinsics: :class:`Intrinsics`.
-
-    Returns:
-        ``(pixels, depth)``: pixels (..., N, 2) with x right, y down, (0, 0) the top-left corner of
-        the image; depth (..., N) = ``-Z`` (positive in front of the camera). Points with depth <= 0
-        get meaningless pixels (no clipping here).
-    """
-    t = intrinsics.tensors(points_cam.dtype, points_cam.device)
-    depth = -points_cam[..., 2]
-    # Only the sign matters to callers for points behind the camera; guard the division so that
-    # a point exactly on the camera plane gives finite values (and finite gradients).
-    safe = torch.where(depth.abs() < 1e-12, torch.full_like(depth, 1e-12), depth)
-    expand = lambda v: v.reshape(v.shape + (1,) * (points_cam.dim() - 1 - v.dim())) if v.dim() else v  # noqa: E731
-    f, cx, cy = expand(t["focal_px"]), expand(t["cx"]), expand(t["cy"])
-    x = cx + f * points_cam[..., 0] / safe
-    y = cy - f * points_cam[..., 1] / safe
-    return torch.stack([x, y], dim=-1), depth
-
-
 def _check_points(points: Any) -> Tensor:
     if isinstance(points, np.ndarray):
         points = torch.from_numpy(points)
@@ -493,51 +309,104 @@ def _check_points(points: Any) -> Tensor:
     return points
 
 
-def project_points(
-    points,
-    *,
-    azimuth,
-    elevation,
-    distance,
-    roll=0.0,
-    shift_x=0.0,
-    shift_y=0.0,
-    lens_mm=50.0,
-    sensor_width_mm=36.0,
-    sensor_height_mm=24.0,
-    sensor_fit: str = "AUTO",
-    resolution: Sequence[int] = (1920, 1080),
-) -> Tensor:
+# --------------------------------------------------------------------------------------------
+# one camera: pose + intrinsics
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Camera:
+    """B cameras in gradhog's convention: what :func:`project_points` and the renderer take.
+
+    Attributes:
+        azimuth, elevation, roll: degrees; floats (one camera) or tensors of shape (B,).
+        distance: camera centre to the mesh origin (scene units), > 0; float or (B,).
+        intrinsics: :class:`Intrinsics`; its lens shift (and lens/sensor) may be (B,) tensors when
+            the pose is batched.
+
+    Outputs for a camera whose pose values are all python floats or 0-d tensors have no batch
+    dimension; with (B,) tensors they are batched. Everything stays differentiable.
+    """
+
+    azimuth: Any
+    elevation: Any
+    distance: Any
+    roll: Any = 0.0
+    intrinsics: Intrinsics = field(default_factory=Intrinsics)
+
+    @classmethod
+    def from_params(cls, params: Tensor, intrinsics: Any) -> "Camera":
+        """Cameras from a (B, 6) tensor of ``azimuth, elevation, distance, roll`` (degrees, scene
+        units) and ``shift_x, shift_y`` (or (B, 4) keeping the intrinsics' shift); ``intrinsics``
+        is anything :meth:`Intrinsics.coerce` accepts."""
+        if params.dim() != 2 or params.shape[1] not in (4, 6):
+            raise ValueError(f"params must have shape (B, 6) or (B, 4), got {tuple(params.shape)}")
+        intrinsics = intrinsics if isinstance(intrinsics, Intrinsics) else Intrinsics.coerce(intrinsics)
+        if params.shape[1] == 6:
+            intrinsics = intrinsics.with_shift(params[:, 4], params[:, 5])
+        return cls(params[:, 0], params[:, 1], params[:, 2], params[:, 3], intrinsics)
+
+    @classmethod
+    def from_keywords(cls, *, azimuth, elevation, distance, roll=0.0, shift_x=0.0, shift_y=0.0, lens_mm=50.0,
+                      sensor_width_mm=36.0, sensor_height_mm=24.0, sensor_fit: str = "AUTO",
+                      resolution=(1920, 1080)) -> "Camera":
+        """The camera of the flat keyword form of :func:`project_points` and the renderer (same
+        names and units as :class:`Camera` and :class:`Intrinsics`)."""
+        intrinsics = Intrinsics(lens_mm, sensor_width_mm, sensor_height_mm, sensor_fit, shift_x, shift_y,
+                                tuple(resolution))
+        return cls(azimuth, elevation, distance, roll, intrinsics)
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return self.intrinsics.resolution
+
+    def world_to_camera(self, dtype=None, device=None) -> Tensor:
+        """World-to-camera matrices (4, 4) or (B, 4, 4) (see :func:`world_to_camera`).
+
+        Raises ``ValueError`` for batched intrinsics with an unbatched pose.
+        """
+        view = world_to_camera(self.azimuth, self.elevation, self.distance, self.roll, dtype=dtype, device=device)
+        reference_dtype = dtype if dtype is not None else view.dtype
+        if self.intrinsics.batch_dims(reference_dtype, view.device) and view.dim() == 2:
+            raise ValueError("batched intrinsics need batched pose keywords (tensors of shape (B,))")
+        return view
+
+    def project(self, points) -> Tensor:
+        """:func:`project_points` for this camera."""
+        return project_points(points, self)
+
+
+def project_points(points, camera: Camera | None = None, **camera_keywords) -> Tensor:
     """Project world points to Blender pixel coordinates for a camera in gradhog's convention.
 
     Agrees with ``bpy_extras.object_utils.world_to_camera_view`` scaled to pixels (x * width,
     (1 - y) * height) to float rounding.
 
     Args:
-        points: (..., 3) world points; with batched pose keywords of shape (B,), points are (N, 3)
+        points: (..., 3) world points; with a batched camera of B poses, points are (N, 3)
             (shared) or (B, N, 3).
-        azimuth, elevation, roll: degrees; float or tensor () / (B,).
-        distance: camera distance from the world origin (scene units).
-        shift_x, shift_y, lens_mm, sensor_width_mm, sensor_height_mm: Blender camera data; float or
-            tensor () / (B,).
-        sensor_fit: "AUTO", "HORIZONTAL" or "VERTICAL".
-        resolution: (width, height) in pixels.
+        camera: a :class:`Camera`; or instead the keywords of :meth:`Camera.from_keywords`:
+            ``azimuth, elevation, roll`` (degrees), ``distance`` (scene units), ``shift_x, shift_y,
+            lens_mm, sensor_width_mm, sensor_height_mm`` (Blender camera data; floats or tensors
+            () / (B,)), ``sensor_fit`` ("AUTO", "HORIZONTAL", "VERTICAL") and ``resolution``
+            (width, height) in pixels.
 
     Returns:
         (..., 2) pixel coordinates (x right, y down, (0, 0) top-left corner, pixel centres at +0.5);
-        (B, N, 2) for batched keywords. Differentiable in every tensor argument.
+        (B, N, 2) for a batched camera. Differentiable in every tensor argument.
     """
     points = _check_points(points)
-    intrinsics = Intrinsics(lens_mm, sensor_width_mm, sensor_height_mm, sensor_fit, shift_x, shift_y,
-                            tuple(resolution))
-    dtype = points.dtype
-    view = world_to_camera(azimuth, elevation, distance, roll, dtype=dtype, device=points.device)
-    intrinsic_batch = max(
-        (_as_param(f.name, getattr(intrinsics, f.name), dtype, points.device).dim()
-         for f in fields(intrinsics) if f.name not in ("sensor_fit", "resolution")),
-        default=0,
-    )
-    if view.dim() == 2 and intrinsic_batch:
-        raise ValueError("batched intrinsics need batched pose keywords (tensors of shape (B,))")
-    pixels, _ = project_camera_points(transform_points(points, view), intrinsics)
+    camera = _camera_argument(camera, camera_keywords, "project_points")
+    view = camera.world_to_camera(dtype=points.dtype, device=points.device)
+    pixels, _ = project_camera_points(transform_points(points, view), camera.intrinsics)
     return pixels
+
+
+def _camera_argument(camera: Camera | None, keywords: dict, caller: str) -> Camera:
+    """``camera`` or the :class:`Camera` of the flat keywords (exactly one of them)."""
+    if camera is None:
+        return Camera.from_keywords(**keywords)
+    if not isinstance(camera, Camera):
+        raise TypeError(f"{caller}: camera must be a Camera, got {type(camera).__name__}")
+    if keywords:
+        raise TypeError(f"{caller}: give a Camera or camera keywords, not both (got {sorted(keywords)})")
+    return camera

@@ -1,8 +1,9 @@
 """Triangle meshes: procedural test objects the project authors itself, and simple file formats.
 
-A mesh is a pair ``(vertices, faces)``: ``vertices`` is a ``(V, 3)`` float64 array of positions in
-scene units, ``faces`` a ``(F, 3)`` int64 array of zero-based vertex indices, counter-clockwise
-seen from outside (outward normals, Blender's convention).
+Here a mesh is a pair ``(vertices, faces)``: ``vertices`` is a ``(V, 3)`` float64 array of positions
+in scene units, ``faces`` a ``(F, 3)`` int64 array of zero-based vertex indices, counter-clockwise
+seen from outside (outward normals, Blender's convention). :class:`Mesh` is the checked torch form
+the renderer takes (:mod:`torch_backend.triangle_mesh`); :func:`as_mesh` runs the same check.
 
 The procedural objects follow Blender's axes: +Z is up and the object's *front* faces -Y, i.e. it
 looks toward a camera in Blender's Front view (azimuth 0 in :mod:`torch_backend.camera`). They are
@@ -12,7 +13,7 @@ origin — the point the camera convention looks at; ``origin="floor"`` stands t
 centred in x and y.
 
 Every part is a closed surface; parts of one object may interpenetrate (legs into a seat), which a
-rasterizer does not mind. Only NumPy is used.
+rasterizer does not mind. The procedural objects and file formats need only NumPy.
 """
 from __future__ import annotations
 
@@ -22,13 +23,19 @@ from typing import Callable, Dict, Iterable, Sequence, Tuple, Union
 
 import numpy as np
 
+from .triangle_mesh import Mesh, check_mesh
+
 PathLike = Union[str, os.PathLike]
-Mesh = Tuple[np.ndarray, np.ndarray]
+#: ``(vertices (V, 3) float64, faces (F, 3) int64)``, what the functions here take and return.
+MeshArrays = Tuple[np.ndarray, np.ndarray]
 
 UNIT_SCALES: Dict[str, float] = {"m": 1.0, "dm": 10.0, "cm": 100.0, "mm": 1000.0}
 
 __all__ = [
     "UNIT_SCALES",
+    "Mesh",
+    "MeshArrays",
+    "check_mesh",
     "as_mesh",
     "box",
     "cylinder",
@@ -62,33 +69,14 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # validation and small helpers
 # --------------------------------------------------------------------------------------------
-def as_mesh(vertices, faces, *, name: str = "mesh") -> Mesh:
-    """Check and convert a mesh to ``(vertices (V, 3) float64, faces (F, 3) int64)``.
+def as_mesh(vertices, faces, *, name: str = "mesh") -> MeshArrays:
+    """Check and convert a mesh to ``(vertices (V, 3) float64, faces (F, 3) int64)`` numpy arrays.
 
-    Raises ``ValueError`` for a wrong shape, no vertices, no faces, non-finite coordinates or face
-    indices outside ``[0, V)``. ``name`` is used in the messages.
+    Runs :func:`check_mesh` (``ValueError`` for a wrong shape, no vertices, no faces, non-finite
+    coordinates, non-integer or out-of-range face indices); ``name`` prefixes the messages.
     """
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces)
-    if v.ndim != 2 or v.shape[1] != 3:
-        raise ValueError(f"{name}: vertices must have shape (V, 3), got {v.shape}")
-    if v.shape[0] == 0:
-        raise ValueError(f"{name}: mesh has no vertices")
-    if not np.all(np.isfinite(v)):
-        raise ValueError(f"{name}: vertices contain NaN or infinite coordinates")
-    if f.ndim != 2 or f.shape[1] != 3:
-        raise ValueError(f"{name}: faces must have shape (F, 3), got {f.shape}")
-    if f.shape[0] == 0:
-        raise ValueError(f"{name}: mesh has no faces")
-    if not np.issubdtype(f.dtype, np.integer):
-        if not np.all(np.isfinite(f)) or np.any(f != np.round(f)):
-            raise ValueError(f"{name}: face indices must be integers")
-    f = f.astype(np.int64)
-    if f.min() < 0 or f.max() >= v.shape[0]:
-        raise ValueError(
-            f"{name}: face indices must lie in [0, {v.shape[0]}), got [{f.min()}, {f.max()}]"
-        )
-    return v, f
+    v, f = check_mesh(vertices, faces, name=name)
+    return v.detach().cpu().numpy().astype(np.float64, copy=False), f.cpu().numpy()
 
 
 def bounding_box(vertices) -> Tuple[np.ndarray, np.ndarray]:
@@ -157,7 +145,7 @@ def rotation_matrix(axis: str, degrees: float) -> np.ndarray:
     raise ValueError(f"rotation_matrix: axis must be 'x', 'y' or 'z', got {axis!r}")
 
 
-def transform(mesh: Mesh, *, rotation=None, translation=None, scale=None) -> Mesh:
+def transform(mesh: MeshArrays, *, rotation=None, translation=None, scale=None) -> MeshArrays:
     """Apply ``v -> R (s * v) + t`` to a mesh; ``rotation`` (3, 3), ``translation`` (3,), ``scale``
     a number or (3,). A scale with a negative determinant flips the faces to keep them outward."""
     v, f = mesh
@@ -175,7 +163,7 @@ def transform(mesh: Mesh, *, rotation=None, translation=None, scale=None) -> Mes
     return v, f.copy()
 
 
-def merge(*meshes: Mesh) -> Mesh:
+def merge(*meshes: MeshArrays) -> MeshArrays:
     """Concatenate meshes into one ``(vertices, faces)`` pair, re-indexing the faces.
 
     Accepts meshes as separate arguments or a single iterable of meshes.
@@ -197,7 +185,7 @@ def merge(*meshes: Mesh) -> Mesh:
 # --------------------------------------------------------------------------------------------
 # primitives
 # --------------------------------------------------------------------------------------------
-def box(size: Sequence[float] = (1.0, 1.0, 1.0), center: Sequence[float] = (0.0, 0.0, 0.0)) -> Mesh:
+def box(size: Sequence[float] = (1.0, 1.0, 1.0), center: Sequence[float] = (0.0, 0.0, 0.0)) -> MeshArrays:
     """Axis-aligned cuboid: 8 vertices, 12 outward triangles. ``size`` (3,) = extents in x, y, z."""
     sx, sy, sz = (float(s) for s in size)
     if min(sx, sy, sz) <= 0:
@@ -219,7 +207,7 @@ def box(size: Sequence[float] = (1.0, 1.0, 1.0), center: Sequence[float] = (0.0,
     return v, np.asarray(f, dtype=np.int64)
 
 
-def lathe(profile: Sequence[Tuple[float, float]], segments: int = 24) -> Mesh:
+def lathe(profile: Sequence[Tuple[float, float]], segments: int = 24) -> MeshArrays:
     """Surface of revolution about +Z of a ``(radius, z)`` polyline, ``segments`` steps around.
 
     The profile runs from the bottom pole to the top pole for a closed solid: points with radius 0
@@ -266,7 +254,7 @@ def cylinder(
     segments: int = 24,
     center: Sequence[float] = (0.0, 0.0, 0.0),
     axis: str = "z",
-) -> Mesh:
+) -> MeshArrays:
     """Closed cylinder of ``radius`` and ``height`` (along ``axis`` "x", "y" or "z") about ``center``."""
     if radius <= 0 or height <= 0:
         raise ValueError(f"cylinder: radius and height must be positive, got {radius}, {height}")
@@ -278,7 +266,7 @@ def cylinder(
     return transform(mesh, rotation=rot[axis], translation=center)
 
 
-def rod(start: Sequence[float], end: Sequence[float], radius: float, segments: int = 8) -> Mesh:
+def rod(start: Sequence[float], end: Sequence[float], radius: float, segments: int = 8) -> MeshArrays:
     """Closed cylinder of ``radius`` from point ``start`` (3,) to point ``end`` (3,): legs, struts."""
     a = np.asarray(start, dtype=np.float64).reshape(3)
     b = np.asarray(end, dtype=np.float64).reshape(3)
@@ -301,7 +289,7 @@ def torus(
     major_segments: int = 24,
     minor_segments: int = 8,
     center: Sequence[float] = (0.0, 0.0, 0.0),
-) -> Mesh:
+) -> MeshArrays:
     """Closed torus about +Z: ring radius ``major_radius``, tube radius ``minor_radius``."""
     if not 0 < minor_radius < major_radius:
         raise ValueError(
@@ -324,7 +312,7 @@ def torus(
     return v + np.asarray(center, dtype=np.float64), f
 
 
-def extrude(polygon: Sequence[Tuple[float, float]], width: float, center_x: float = 0.0) -> Mesh:
+def extrude(polygon: Sequence[Tuple[float, float]], width: float, center_x: float = 0.0) -> MeshArrays:
     """Prism from a convex ``(y, z)`` polygon (a side profile) extruded ``width`` along x.
 
     Handy for side-profiled shapes such as a car body or a sloped backrest. The polygon must be
@@ -357,7 +345,7 @@ def extrude(polygon: Sequence[Tuple[float, float]], width: float, center_x: floa
 # --------------------------------------------------------------------------------------------
 # procedural objects (metres, +Z up, front toward -Y)
 # --------------------------------------------------------------------------------------------
-def _finish(mesh: Mesh, units: str, origin: str) -> Mesh:
+def _finish(mesh: MeshArrays, units: str, origin: str) -> MeshArrays:
     if units not in UNIT_SCALES:
         raise ValueError(f"units must be one of {sorted(UNIT_SCALES)}, got {units!r}")
     if origin not in ("center", "floor"):
@@ -371,7 +359,7 @@ def _finish(mesh: Mesh, units: str, origin: str) -> Mesh:
     return as_mesh(v, f)
 
 
-def chair(units: str = "m", origin: str = "center", *, segments: int = 8) -> Mesh:
+def chair(units: str = "m", origin: str = "center", *, segments: int = 8) -> MeshArrays:
     """Dining chair, 0.45 x 0.50 x 0.90 m: four thin legs, seat, backrest at the back (+Y).
 
     The backrest makes front and back different, the thin legs test fine structure. ``segments``
@@ -395,7 +383,7 @@ def chair(units: str = "m", origin: str = "center", *, segments: int = 8) -> Mes
     return _finish(merge(parts), units, origin)
 
 
-def table(units: str = "m", origin: str = "center", *, segments: int = 8) -> Mesh:
+def table(units: str = "m", origin: str = "center", *, segments: int = 8) -> MeshArrays:
     """Rectangular table, 1.20 x 0.80 x 0.75 m: top with an apron and four legs.
 
     Nearly 180-degree symmetric about z (front and back look alike), which a pose estimator must
@@ -417,7 +405,7 @@ def table(units: str = "m", origin: str = "center", *, segments: int = 8) -> Mes
     return _finish(merge(parts), units, origin)
 
 
-def stool(units: str = "m", origin: str = "center", *, segments: int = 24) -> Mesh:
+def stool(units: str = "m", origin: str = "center", *, segments: int = 24) -> MeshArrays:
     """Round bar stool, seat diameter 0.36 m, 0.65 m to the seat: three splayed legs and a foot ring.
 
     Nearly rotationally symmetric (three-fold legs, round seat): azimuth is hard to see, elevation
@@ -435,7 +423,7 @@ def stool(units: str = "m", origin: str = "center", *, segments: int = 24) -> Me
     return _finish(merge(parts), units, origin)
 
 
-def car(units: str = "m", origin: str = "center", *, segments: int = 16) -> Mesh:
+def car(units: str = "m", origin: str = "center", *, segments: int = 16) -> MeshArrays:
     """Hatchback-like car, 4.0 x 1.7 x 1.45 m: body with a sloped hood at the front (-Y), cabin set
     back toward the rear, four wheels. Left/right mirror symmetric, front/back not."""
     length, width = 4.0, 1.70
@@ -456,7 +444,7 @@ def car(units: str = "m", origin: str = "center", *, segments: int = 16) -> Mesh
     return _finish(merge(parts), units, origin)
 
 
-def mug(units: str = "m", origin: str = "center", *, segments: int = 32) -> Mesh:
+def mug(units: str = "m", origin: str = "center", *, segments: int = 32) -> MeshArrays:
     """Coffee mug, 0.08 m diameter x 0.095 m tall, hollow, with a handle on its right (+X) side.
 
     A lathe body (outer wall, rim, inner wall, inner floor) plus a torus handle: the handle is the
@@ -480,7 +468,7 @@ def mug(units: str = "m", origin: str = "center", *, segments: int = 32) -> Mesh
     return _finish(merge(body, handle), units, origin)
 
 
-PROCEDURAL_MESHES: Dict[str, Callable[..., Mesh]] = {
+PROCEDURAL_MESHES: Dict[str, Callable[..., MeshArrays]] = {
     "chair": chair,
     "table": table,
     "stool": stool,
@@ -489,7 +477,7 @@ PROCEDURAL_MESHES: Dict[str, Callable[..., Mesh]] = {
 }
 
 
-def make_mesh(name: str, units: str = "m", origin: str = "center") -> Mesh:
+def make_mesh(name: str, units: str = "m", origin: str = "center") -> MeshArrays:
     """Build one of :data:`PROCEDURAL_MESHES` by name (``"chair"``, ``"table"``, ...)."""
     if name not in PROCEDURAL_MESHES:
         raise ValueError(f"unknown mesh {name!r}; choose from {sorted(PROCEDURAL_MESHES)}")
@@ -521,7 +509,7 @@ def _read_text(p: Path) -> list:
         raise ValueError(f"{p}: cannot read ({error})") from None
 
 
-def read_off(path: PathLike) -> Mesh:
+def read_off(path: PathLike) -> MeshArrays:
     """Read an OFF file (PASCAL3D+ / ModelNet CAD format) as ``(V, 3)`` float64, ``(F, 3)`` int64.
 
     Accepts ``#`` comments, the ``OFF`` keyword on its own line or glued to the counts (``OFF8 6 0``,
@@ -596,7 +584,7 @@ def read_off(path: PathLike) -> Mesh:
     return as_mesh(vertices, np.asarray(faces, dtype=np.int64), name=str(p))
 
 
-def read_obj(path: PathLike) -> Mesh:
+def read_obj(path: PathLike) -> MeshArrays:
     """Read the geometry of a Wavefront OBJ file as ``(V, 3)`` float64, ``(F, 3)`` int64.
 
     Reads ``v`` and ``f`` records (``i``, ``i/t``, ``i//n``, ``i/t/n``, negative = relative indices),
@@ -645,7 +633,7 @@ def read_obj(path: PathLike) -> Mesh:
     return as_mesh(np.asarray(vertices), np.asarray(faces, dtype=np.int64), name=str(p))
 
 
-def read_mesh(path: PathLike) -> Mesh:
+def read_mesh(path: PathLike) -> MeshArrays:
     """Read an ``.off`` or ``.obj`` file by its extension (see :func:`read_off`, :func:`read_obj`)."""
     suffix = Path(path).suffix.lower()
     if suffix == ".off":

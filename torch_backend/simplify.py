@@ -17,34 +17,15 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
+from .triangle_mesh import check_mesh
+
 __all__ = ["SimplifiedMesh", "triangulate", "remove_degenerate_faces", "cluster_vertices", "simplify_to_budget"]
 
 
-def _as_vertices(vertices: Any) -> np.ndarray:
-    if hasattr(vertices, "detach"):
-        vertices = vertices.detach().cpu().numpy()
-    vertices = np.asarray(vertices)
-    if vertices.ndim != 2 or vertices.shape[1] != 3 or len(vertices) == 0:
-        raise ValueError(f"vertices must have shape (V, 3) with V > 0, got {vertices.shape}")
-    if not np.issubdtype(vertices.dtype, np.floating):
-        raise ValueError(f"vertices must be floating point, got {vertices.dtype}")
-    if not np.isfinite(vertices).all():
-        raise ValueError("vertices must be finite")
-    return vertices
-
-
-def _as_faces(faces: Any, n_vertices: int) -> np.ndarray:
-    if hasattr(faces, "detach"):
-        faces = faces.detach().cpu().numpy()
-    faces = np.asarray(faces)
-    if faces.ndim != 2 or faces.shape[1] != 3:
-        raise ValueError(f"faces must have shape (F, 3) (use triangulate() for polygons), got {faces.shape}")
-    if len(faces) and not np.issubdtype(faces.dtype, np.integer):
-        raise ValueError(f"faces must be integer vertex indices, got {faces.dtype}")
-    faces = faces.astype(np.int64)
-    if len(faces) and (faces.min() < 0 or faces.max() >= n_vertices):
-        raise ValueError(f"face indices must lie in [0, {n_vertices - 1}], got [{faces.min()}, {faces.max()}]")
-    return faces
+def _checked(vertices: Any, faces: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(V, 3) float64 and (F, 3) int64 numpy arrays through the package's one mesh check (F may be 0)."""
+    v, f = check_mesh(vertices, faces, allow_no_faces=True)
+    return v.detach().cpu().numpy().astype(np.float64, copy=False), f.cpu().numpy()
 
 
 def triangulate(polygons: Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
@@ -86,8 +67,10 @@ def remove_degenerate_faces(vertices: Any, faces: Any, *, relative_area: float =
     Returns:
         (F', 3) int64 faces, in their original order and winding.
     """
-    vertices = _as_vertices(vertices).astype(np.float64)
-    faces = _as_faces(faces, len(vertices))
+    return _drop_degenerate(*_checked(vertices, faces), relative_area)
+
+
+def _drop_degenerate(vertices: np.ndarray, faces: np.ndarray, relative_area: float) -> np.ndarray:
     if len(faces) == 0:
         return faces
     distinct = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 2] != faces[:, 0])
@@ -124,10 +107,12 @@ def cluster_vertices(vertices: Any, faces: Any, cell_size: float) -> SimplifiedM
     box minimum; each cell's vertices merge into their mean, collapsed/duplicate faces are removed
     and unused vertices dropped.
     """
-    vertices = _as_vertices(vertices).astype(np.float64)
-    faces = _as_faces(faces, len(vertices))
     if not (cell_size > 0 and np.isfinite(cell_size)):
         raise ValueError(f"cell_size must be a positive number, got {cell_size!r}")
+    return _cluster(*_checked(vertices, faces), float(cell_size))
+
+
+def _cluster(vertices: np.ndarray, faces: np.ndarray, cell_size: float) -> SimplifiedMesh:
     cells = np.floor((vertices - vertices.min(0)) / cell_size).astype(np.int64)
     side = int(cells.max()) + 1
     if side ** 3 < 2 ** 62:
@@ -138,7 +123,7 @@ def cluster_vertices(vertices: Any, faces: Any, cell_size: float) -> SimplifiedM
     n_clusters = int(cluster.max()) + 1
     counts = np.bincount(cluster, minlength=n_clusters).astype(np.float64)
     merged = np.stack([np.bincount(cluster, vertices[:, k], n_clusters) for k in range(3)], 1) / counts[:, None]
-    new_faces = remove_degenerate_faces(merged, cluster[faces], relative_area=0.0)
+    new_faces = _drop_degenerate(merged, cluster[faces], relative_area=0.0)
     used, remap = np.unique(new_faces.reshape(-1), return_inverse=True)
     return SimplifiedMesh(merged[used], remap.reshape(-1, 3).astype(np.int64), float(cell_size))
 
@@ -157,8 +142,8 @@ def simplify_to_budget(vertices: Any, faces: Any, max_faces: int) -> SimplifiedM
     """
     if int(max_faces) < 4:
         raise ValueError(f"max_faces must be at least 4, got {max_faces!r}")
-    vertices = _as_vertices(vertices).astype(np.float64)
-    faces = remove_degenerate_faces(vertices, faces)
+    vertices, faces = _checked(vertices, faces)
+    faces = _drop_degenerate(vertices, faces, 1e-12)
     if len(faces) == 0:
         raise ValueError("the mesh has no face with non-zero area")
     if len(faces) <= max_faces:
@@ -166,10 +151,10 @@ def simplify_to_budget(vertices: Any, faces: Any, max_faces: int) -> SimplifiedM
         return SimplifiedMesh(vertices[used], remap.reshape(-1, 3).astype(np.int64), 0.0)
     extent = float((vertices.max(0) - vertices.min(0)).max())
     low, high = 1, 4096  # cells along the longest side: low always fits (or is the coarsest we try)
-    best = cluster_vertices(vertices, faces, extent / low * (1 + 1e-9))
+    best = _cluster(vertices, faces, extent / low * (1 + 1e-9))
     while high - low > 1:
         middle = (low + high) // 2
-        candidate = cluster_vertices(vertices, faces, extent / middle * (1 + 1e-9))
+        candidate = _cluster(vertices, faces, extent / middle * (1 + 1e-9))
         if len(candidate.faces) <= max_faces:
             low, best = middle, candidate
         else:
