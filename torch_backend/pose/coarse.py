@@ -10,8 +10,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from ..intrinsics import Intrinsics
 from .cues import color_bins, hog_cells, masked_hog_cosine, moments, region_color_information, silhouette_iou
-from .prepare import _Cam
 from .views import ViewSet
 
 __all__ = ["coarse_search", "box_alignment", "similarity_to_params", "ROLL_SIGN"]
@@ -116,7 +116,7 @@ def coarse_search(
     views: ViewSet,
     photo_gray: torch.Tensor,
     mask: torch.Tensor,
-    cam: _Cam,
+    cam: Intrinsics,
     rolls: Sequence[float],
     weights: Dict[str, float],
     check: Callable[[float, str], None],
@@ -211,7 +211,7 @@ def _score_chunk(sampler: _PatchSampler, start: int, stop: int, n_rolls: int, bo
     return score
 
 
-def similarity_to_params(views: ViewSet, centres: torch.Tensor, scale: torch.Tensor, rolls: torch.Tensor, cam: _Cam) -> torch.Tensor:
+def similarity_to_params(views: ViewSet, centres: torch.Tensor, scale: torch.Tensor, rolls: torch.Tensor, cam: Intrinsics) -> torch.Tensor:
     """Poses ``(N, R, 6)`` implied by mapping view n, rotated by roll r about its centroid, onto the
     photo: the centroid lands at ``centres[n, r]`` (pixels) and ``scale[n, r]`` photo pixels per
     view pixel."""
@@ -224,9 +224,9 @@ def similarity_to_params(views: ViewSet, centres: torch.Tensor, scale: torch.Ten
     ox, oy = offset[:, 0, None], offset[:, 1, None]
     px = centres[..., 0] + scale * (cos_a * ox - sin_a * oy)
     py = centres[..., 1] + scale * (sin_a * ox + cos_a * oy)
-    shift_x = (cam.width / 2.0 - px) / cam.fit_pixels
-    shift_y = (py - cam.height / 2.0) / cam.fit_pixels
-    distance = views.params[:, 2, None] * (cam.focal_pixels / views.cam.focal_pixels) / scale
+    shift_x = (cam.width / 2.0 - px) / cam.fit_span_px
+    shift_y = (py - cam.height / 2.0) / cam.fit_span_px
+    distance = views.params[:, 2, None] * (cam.focal_px / views.cam.focal_px) / scale
     out = torch.empty(n, rolls.shape[0], 6)
     out[..., 0] = views.params[:, 0, None]
     out[..., 1] = views.params[:, 1, None]

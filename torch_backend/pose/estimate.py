@@ -25,10 +25,11 @@ import numpy as np
 import torch
 
 from .. import masks as _masks
+from ..intrinsics import Intrinsics
 from .coarse import ROLL_SIGN, coarse_search
 from .cues import box_iou
 from .options import PoseOptions
-from .prepare import Observation, PreparedMesh, _Cam, load_photo, prepare_mesh, resolve_intrinsics
+from .prepare import Observation, PreparedMesh, load_photo, prepare_mesh
 from .refine import distinct, refine_poses, to_pose
 from .types import CoarseViews, Pose, PoseResult, Progress
 from .views import DEFAULT_CACHE, CoarseViewCache, views_from_user, views_within
@@ -88,7 +89,7 @@ def estimate_pose(
     options = PoseOptions.from_mapping(overrides, base=options)
     progress = Progress(callback)
     rgb, alpha = load_photo(photo)
-    cam = resolve_intrinsics(camera_intrinsics)
+    cam = Intrinsics.coerce(camera_intrinsics)
     if (cam.width, cam.height) != (rgb.shape[1], rgb.shape[0]):
         raise ValueError(
             f"camera_intrinsics: resolution {cam.width}x{cam.height} differs from the photo's {rgb.shape[1]}x{rgb.shape[0]}"
@@ -114,7 +115,7 @@ def _choose_cue(rgb: np.ndarray, alpha: Optional[np.ndarray], bbox, mask, option
     return None, box, "box" if box is not None else "photo"
 
 
-def _estimate_with_cue(rgb: np.ndarray, cam: _Cam, mesh: PreparedMesh, mode: str, object_mask: Optional[np.ndarray],
+def _estimate_with_cue(rgb: np.ndarray, cam: Intrinsics, mesh: PreparedMesh, mode: str, object_mask: Optional[np.ndarray],
                        box, options: PoseOptions, progress: Progress, started: float, *,
                        coarse_views: Optional[CoarseViews], cache: Optional[CoarseViewCache], device,
                        initial: Optional[Tuple[float, float, float]]) -> PoseResult:
@@ -218,7 +219,7 @@ def photo_proposals(rgb: np.ndarray, insets: Sequence[float] = (0.03, 0.10)) -> 
     return boxes
 
 
-def _estimate_from_proposals(rgb: np.ndarray, cam: _Cam, mesh: PreparedMesh, options: PoseOptions,
+def _estimate_from_proposals(rgb: np.ndarray, cam: Intrinsics, mesh: PreparedMesh, options: PoseOptions,
                              progress: Progress, started: float, **find: Any) -> PoseResult:
     """Photo-only mode: box mode on each automatic object box (:func:`photo_proposals`); the
     estimate with the best objective wins and the candidates of all are pooled."""

@@ -4,174 +4,80 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import hashlib
-import math
 import os
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..images import load_image, rgb_to_gray
+from ..camera import Camera, Intrinsics, project_camera_points, transform_points
+from ..images import read_photo, rgb_to_gray
+from ..meshes import Mesh
 from ..simplify import simplify_to_budget
-from ..camera import Intrinsics, project_camera_points, transform_points, world_to_camera
 
-__all__ = ["PreparedMesh", "prepare_mesh", "Observation", "load_photo", "resize", "resolve_intrinsics", "project"]
+__all__ = ["PreparedMesh", "prepare_mesh", "Observation", "load_photo", "resize", "project"]
+
+
+def project(points: torch.Tensor, params: torch.Tensor, cam: Intrinsics) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Project ``(N, 3)`` points for ``(B, 6)`` poses (az, el, dist, roll deg; shift_x, shift_y) with
+    :mod:`torch_backend.camera` (THE convention). Returns ``(B, N, 2)`` pixels and ``(B, N)`` depths."""
+    camera = Camera.from_params(params, cam)
+    points_cam = transform_points(points.to(params.dtype), camera.world_to_camera())
+    return project_camera_points(points_cam, camera.intrinsics)
 
 
 @dataclasses.dataclass(frozen=True)
-class _Cam:
-    """Resolved pinhole camera at some pixel size: focal and principal point in pixels."""
-
-    lens_mm: float
-    sensor_width_mm: float
-    sensor_height_mm: float
-    sensor_fit: str
-    shift_x: float
-    shift_y: float
-    width: int
-    height: int
-
-    def intrinsics(self) -> Intrinsics:
-        """The same camera as :class:`torch_backend.camera.Intrinsics` (which owns the pixel maths)."""
-        return Intrinsics(self.lens_mm, self.sensor_width_mm, self.sensor_height_mm, self.sensor_fit,
-                          self.shift_x, self.shift_y, (self.width, self.height))
-
-    @property
-    def fit_pixels(self) -> float:
-        """Pixels spanned by the fitted sensor size (Blender's sensor fit; also the lens-shift unit)."""
-        return float(self.intrinsics().fit_span_px)
-
-    @property
-    def focal_pixels(self) -> float:
-        return float(self.intrinsics().tensors(torch.float64)["focal_px"])
-
-    @property
-    def principal_point(self) -> Tuple[float, float]:
-        """Where the optical axis (and so the mesh origin) lands, in continuous pixel coordinates."""
-        centre = self.intrinsics().tensors(torch.float64)
-        return float(centre["cx"]), float(centre["cy"])
-
-    def scaled(self, width: int, height: int) -> "_Cam":
-        return dataclasses.replace(self, width=int(width), height=int(height))
-
-    def with_shift(self, shift_x: float, shift_y: float) -> "_Cam":
-        return dataclasses.replace(self, shift_x=float(shift_x), shift_y=float(shift_y))
-
-    def as_dict(self) -> Dict[str, Any]:
-        return {
-            "lens_mm": self.lens_mm,
-            "sensor_width_mm": self.sensor_width_mm,
-            "sensor_height_mm": self.sensor_height_mm,
-            "sensor_fit": self.sensor_fit,
-            "shift_x": self.shift_x,
-            "shift_y": self.shift_y,
-            "resolution": (self.width, self.height),
-        }
-
-
-def _get(source: Any, names: Sequence[str], default: Any = None) -> Any:
-    for name in names:
-        if isinstance(source, dict) and name in source:
-            return source[name]
-        if not isinstance(source, dict) and hasattr(source, name):
-            return getattr(source, name)
-    return default
-
-
-def resolve_intrinsics(intrinsics: Any, *, name: str = "camera_intrinsics") -> _Cam:
-    """Accept a ``camera.Intrinsics`` (duck-typed) or a dict with the same keywords."""
-    if intrinsics is None:
-        raise ValueError(f"{name}: required (lens_mm, sensor_width_mm, ..., resolution)")
-    lens = _get(intrinsics, ("lens_mm", "lens"), 50.0)
-    sensor_w = _get(intrinsics, ("sensor_width_mm", "sensor_width"), 36.0)
-    sensor_h = _get(intrinsics, ("sensor_height_mm", "sensor_height"), 24.0)
-    fit = str(_get(intrinsics, ("sensor_fit",), "AUTO")).upper()
-    shift = _get(intrinsics, ("shift",), None)
-    if shift is not None:
-        shift_x, shift_y = shift
-    else:
-        shift_x = _get(intrinsics, ("shift_x",), 0.0)
-        shift_y = _get(intrinsics, ("shift_y",), 0.0)
-    resolution = _get(intrinsics, ("resolution",), None)
-    if resolution is None:
-        width, height = _get(intrinsics, ("width", "resolution_x")), _get(intrinsics, ("height", "resolution_y"))
-    else:
-        width, height = resolution
-    if fit not in ("AUTO", "HORIZONTAL", "VERTICAL"):
-        raise ValueError(f"{name}: sensor_fit must be AUTO, HORIZONTAL or VERTICAL, got {fit!r}")
-    try:
-        values = [float(v) for v in (lens, sensor_w, sensor_h, shift_x, shift_y)]
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: lens, sensor and shift must be numbers") from None
-    if not all(math.isfinite(v) for v in values):
-        raise ValueError(f"{name}: non-finite value in lens/sensor/shift {values}")
-    if values[0] <= 0 or values[1] <= 0 or values[2] <= 0:
-        raise ValueError(f"{name}: lens_mm and sensor sizes must be positive, got {values[:3]}")
-    if width is None or height is None:
-        raise ValueError(f"{name}: resolution (width, height) is required")
-    if not (float(width) > 0 and float(height) > 0 and math.isfinite(float(width)) and math.isfinite(float(height))):
-        raise ValueError(f"{name}: resolution must be positive and finite, got {(width, height)}")
-    return _Cam(values[0], values[1], values[2], fit, values[3], values[4], int(round(float(width))), int(round(float(height))))
-
-
-def project(points: torch.Tensor, params: torch.Tensor, cam: _Cam) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Project ``(N, 3)`` points for ``(B, 6)`` poses (az, el, dist, roll deg; shift_x, shift_y) with
-    :mod:`torch_backend.camera` (THE convention). Returns ``(B, N, 2)`` pixels and ``(B, N)`` depths."""
-    view = world_to_camera(params[:, 0], params[:, 1], params[:, 2], params[:, 3])
-    points_cam = transform_points(points.to(params.dtype), view)
-    intrinsics = cam.intrinsics().replace(shift_x=params[:, 4], shift_y=params[:, 5])
-    return project_camera_points(points_cam, intrinsics)
-
-
-@dataclasses.dataclass
 class PreparedMesh:
-    """A mesh ready for rendering: validated, simplified and scaled by its bounding radius."""
+    """A mesh ready for rendering: checked, simplified and scaled by its bounding radius.
 
-    vertices: torch.Tensor  # (V, 3) float32, scaled to unit bounding radius about the origin
-    faces: torch.Tensor  # (F, 3) int64
-    radius: float  # scene units per normalised unit
+    Attributes:
+        mesh: the :class:`~torch_backend.meshes.Mesh`, float32 vertices of unit bounding radius
+            about the origin.
+        radius: scene units per normalised unit.
+        key: content hash of the user's mesh and the face budget.
+    """
+
+    mesh: Mesh
+    radius: float
     key: str
+
+    @property
+    def vertices(self) -> torch.Tensor:
+        """``(V, 3)`` float32, unit bounding radius."""
+        return self.mesh.vertices
+
+    @property
+    def faces(self) -> torch.Tensor:
+        """``(F, 3)`` int64."""
+        return self.mesh.faces
+
+    def to(self, device: Any) -> "PreparedMesh":
+        return dataclasses.replace(self, mesh=self.mesh.to(device))
 
 
 def prepare_mesh(vertices, faces, max_faces: int = 2000) -> PreparedMesh:
-    """Validate, simplify to ``max_faces`` (vertex clustering, :mod:`torch_backend.simplify`: the
-    silhouette and the HOG of a 128-pixel render do not need more) and scale to unit radius."""
-    verts = torch.as_tensor(np.asarray(vertices.detach().cpu() if isinstance(vertices, torch.Tensor) else vertices, dtype=np.float64))
-    tris = torch.as_tensor(np.asarray(faces.detach().cpu() if isinstance(faces, torch.Tensor) else faces))
-    if verts.ndim != 2 or verts.shape[-1] != 3:
-        raise ValueError(f"vertices: expected shape (V, 3), got {tuple(verts.shape)}")
-    if verts.shape[0] == 0:
-        raise ValueError("vertices: the mesh is empty (0 vertices)")
-    if not torch.isfinite(verts).all():
-        raise ValueError("vertices: contain NaN or inf")
-    if tris.numel() == 0:
+    """Check, simplify to ``max_faces`` (vertex clustering, :mod:`torch_backend.simplify`: the
+    silhouette and the HOG of a 128-pixel render do not need more) and scale to unit radius.
+    ``vertices (V, 3)`` in scene units, ``faces (F, 3)``; a batch of photos of one mesh (and photo
+    mode's several object guesses) prepares it once."""
+    user_mesh = Mesh(vertices.detach() if isinstance(vertices, torch.Tensor) else vertices,
+                     faces.detach() if isinstance(faces, torch.Tensor) else faces)
+    verts, tris = user_mesh.numpy()
+    if tris.shape[0] == 0:
         raise ValueError("faces: the mesh has no faces")
-    if tris.ndim != 2 or tris.shape[-1] != 3:
-        raise ValueError(f"faces: expected triangles of shape (F, 3), got {tuple(tris.shape)}")
-    if tris.dtype.is_floating_point:
-        if not torch.equal(tris, tris.round()):
-            raise ValueError("faces: indices must be integers")
-    tris = tris.to(torch.int64)
-    if int(tris.min()) < 0 or int(tris.max()) >= verts.shape[0]:
-        raise ValueError(f"faces: indices must lie in [0, {verts.shape[0] - 1}]")
-    radius = float(verts.norm(dim=-1).max())
+    radius = float(np.linalg.norm(verts, axis=-1).max())
     if not radius > 0:
         raise ValueError("vertices: all vertices sit at the origin; the mesh has no extent")
-    digest = hashlib.sha1()
-    digest.update(np.ascontiguousarray(verts.numpy()).tobytes())
-    digest.update(np.ascontiguousarray(tris.numpy()).tobytes())
-    digest.update(str(int(max_faces)).encode())
-    key = digest.hexdigest()
-    if key in _PREPARED_MESHES:  # a batch of photos of one mesh simplifies it once
+    key = user_mesh.content_hash(str(int(max_faces)))
+    if key in _PREPARED_MESHES:
         _PREPARED_MESHES.move_to_end(key)
         return _PREPARED_MESHES[key]
     if tris.shape[0] > max_faces:
-        simplified = simplify_to_budget(verts.numpy(), tris.numpy(), int(max_faces))
-        verts = torch.as_tensor(simplified.vertices, dtype=torch.float64)
-        tris = torch.as_tensor(simplified.faces, dtype=torch.int64)
-    prepared = PreparedMesh((verts / radius).to(torch.float32), tris, radius, key)
+        simplified = simplify_to_budget(verts, tris, int(max_faces))
+        verts, tris = simplified.vertices, simplified.faces
+    scaled = (torch.as_tensor(verts, dtype=torch.float64) / radius).to(torch.float32)
+    prepared = PreparedMesh(Mesh(scaled, torch.as_tensor(tris, dtype=torch.int64)), radius, key)
     _PREPARED_MESHES[key] = prepared
     while len(_PREPARED_MESHES) > 4:
         _PREPARED_MESHES.popitem(last=False)
@@ -183,11 +89,11 @@ _PREPARED_MESHES: "collections.OrderedDict[str, PreparedMesh]" = collections.Ord
 
 
 def load_photo(photo) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-    """Return ``(H, W, 3)`` float32 RGB in [0, 1] and the alpha channel ``(H, W)`` or None."""
+    """Return ``(H, W, 3)`` float32 RGB in [0, 1] and the alpha channel ``(H, W)`` or None, from a
+    path (:func:`torch_backend.images.read_photo`: upright, any bit depth), an array or a tensor."""
     if isinstance(photo, (str, os.PathLike)):
-        rgba = load_image(photo, mode="rgba")
-        alpha = rgba[..., 3]
-        return rgba[..., :3], (None if bool((alpha >= 0.999).all()) else alpha)
+        read = read_photo(photo, with_lens=False)
+        return read.rgb, read.alpha
     if isinstance(photo, torch.Tensor):
         tensor = photo.detach().to("cpu", torch.float32)
         if tensor.ndim == 4 and tensor.shape[0] == 1:
@@ -243,7 +149,7 @@ class Observation:
     """
 
     rgb: torch.Tensor
-    cam: _Cam
+    cam: Intrinsics
     mode: str
     mask: torch.Tensor
     box: Optional[Tuple[float, float, float, float]] = None
@@ -254,7 +160,7 @@ class Observation:
         """``(height, width)`` in pixels."""
         return self.rgb.shape[1], self.rgb.shape[2]
 
-    def working(self, size: int) -> Tuple[_Cam, torch.Tensor, torch.Tensor]:
+    def working(self, size: int) -> Tuple[Intrinsics, torch.Tensor, torch.Tensor]:
         """Camera, gray photo ``(h, w)`` and soft mask ``(h, w)`` at longest side ``size`` (same
         field of view and shift)."""
         height, width = self.size
@@ -264,11 +170,11 @@ class Observation:
         soft_mask = resize(self.mask, work_h, work_w)[0].clamp(0, 1)
         return self.cam.scaled(work_w, work_h), gray, soft_mask
 
-    def rgb_at(self, cam: _Cam) -> torch.Tensor:
+    def rgb_at(self, cam: Intrinsics) -> torch.Tensor:
         """``(3, h, w)`` photo at ``cam``'s resolution."""
         return resize(self.rgb, cam.height, cam.width)
 
-    def box_at(self, cam: _Cam) -> Optional[list]:
+    def box_at(self, cam: Intrinsics) -> Optional[list]:
         """The box in ``cam``'s pixels (None without a box)."""
         if self.box is None:
             return None

@@ -15,10 +15,12 @@ import torch.nn.functional as F
 
 from .. import masks as _masks
 from .. import render as _render
+from ..camera import Camera
+from ..intrinsics import Intrinsics
 from .cues import (box_iou, color_bins, gradient_magnitude, hog_cells, masked_hog_cosine, occlusion_edge_evidence,
                    region_color_information, silhouette_iou)
 from .options import PoseOptions
-from .prepare import Observation, PreparedMesh, _Cam, project, resize
+from .prepare import Observation, PreparedMesh, project, resize
 from .types import Pose
 from .views import ViewSet
 
@@ -107,16 +109,6 @@ def twins_among(params: torch.Tensor, best: int, chosen: Sequence[int], reach: f
     return picked
 
 
-def render_arguments(params: torch.Tensor, cam: _Cam, sharpness: float) -> Dict[str, Any]:
-    """Keyword arguments of :mod:`torch_backend.render` for ``(B, 6)`` params seen by ``cam``."""
-    return dict(
-        azimuth=params[:, 0], elevation=params[:, 1], distance=params[:, 2], roll=params[:, 3],
-        shift_x=params[:, 4], shift_y=params[:, 5], lens_mm=cam.lens_mm,
-        sensor_width_mm=cam.sensor_width_mm, sensor_height_mm=cam.sensor_height_mm,
-        sensor_fit=cam.sensor_fit, resolution=(cam.width, cam.height), sharpness=sharpness,
-    )
-
-
 class Objective:
     """Differentiable pose score at the working resolution (higher is better).
 
@@ -126,7 +118,7 @@ class Objective:
     with whole-image HOG).
     """
 
-    def __init__(self, mesh: PreparedMesh, cam: _Cam, mask: torch.Tensor, photo_gray: torch.Tensor, hog_weight: float, iou_weight: float,
+    def __init__(self, mesh: PreparedMesh, cam: Intrinsics, mask: torch.Tensor, photo_gray: torch.Tensor, hog_weight: float, iou_weight: float,
                  box: Optional[torch.Tensor] = None, box_weight: float = 0.0,
                  photo_rgb: Optional[torch.Tensor] = None, color_weight: float = 0.0, hog_variant: str = "uoctti"):
         self.mesh, self.cam = mesh, cam
@@ -151,7 +143,6 @@ class Objective:
         self.mask, self.photo_gray = mask, photo_gray
         self.hog_weight, self.iou_weight = float(hog_weight), float(iou_weight)
         self._photo_hog: Optional[torch.Tensor] = None
-        self.render_mesh = None
 
     @property
     def photo_hog(self) -> torch.Tensor:
@@ -164,13 +155,11 @@ class Objective:
         """Soft silhouettes and gray renders ``(B, H, W)`` for ``(B, 6)`` params (the silhouette
         stands in for the gray render when HOG is not scored); ``with_depth`` adds the depths
         (mesh radii)."""
-        if self.render_mesh is None:
-            self.render_mesh = _render.Mesh.from_arrays(self.mesh.vertices, self.mesh.faces)
-        kwargs = render_arguments(params, self.cam, sigma)
+        camera = Camera.from_params(params, self.cam)
         if self.hog_weight == 0 and not with_depth:
-            silhouette = _render.render_silhouette(self.render_mesh, **kwargs)
+            silhouette = _render.render_silhouette(self.mesh.mesh, camera=camera, sharpness=sigma)
             return silhouette, silhouette
-        result = _render.render(self.render_mesh, **kwargs)
+        result = _render.render(self.mesh.mesh, camera=camera, sharpness=sigma)
         return tuple(result) if with_depth else (result.silhouette, result.shaded)
 
     def hog_similarity(self, silhouette: torch.Tensor, gray: torch.Tensor) -> torch.Tensor:
@@ -280,7 +269,7 @@ def refine_poses(observation: Observation, mesh: PreparedMesh, views: ViewSet, s
             if twin not in start_ids:
                 start_ids.append(twin)
     dev = torch.device(device) if device is not None else torch.device("cpu")
-    device_mesh = PreparedMesh(mesh.vertices.to(dev), mesh.faces.to(dev), mesh.radius, mesh.key)
+    device_mesh = mesh.to(dev)
     objective_at = _ObjectiveFactory(observation, device_mesh, options, dev)
 
     # Explore: every start, a few steps at low resolution with a wide blur.
@@ -350,7 +339,7 @@ def _regrab(observation: Observation, mesh: PreparedMesh, best: torch.Tensor) ->
     """Re-segment with the first estimate's render as GrabCut's seed: the box-initialised mask
     loses thin parts (legs) and takes in background between them."""
     guess_cam, _, _ = observation.working(240)
-    guess = _render.render_silhouette(mesh.vertices, mesh.faces, **render_arguments(best, guess_cam, 0.3))[0]
+    guess = _render.render_silhouette(mesh.mesh, camera=Camera.from_params(best, guess_cam), sharpness=0.3)[0]
     height, width = observation.size
     guess = resize(guess[None].float(), height, width)[0].numpy() > 0.5
     if guess.any():

@@ -12,9 +12,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..intrinsics import Intrinsics
+from ..meshes import check_mesh
 from .cues import moments
 from .options import DEFAULT_AZIMUTH_STEP, DEFAULT_ELEVATIONS
-from .prepare import PreparedMesh, _Cam, project, resolve_intrinsics
+from .prepare import PreparedMesh, project
 from .types import CoarseViews, Pose
 
 __all__ = ["COARSE_VIEW_SIZE", "coarse_view_intrinsics", "coarse_view_poses", "render_coarse_views", "ViewSet",
@@ -26,23 +28,23 @@ COARSE_VIEW_SIZE = 96
 _COARSE_FILL = 0.8
 
 
-def _coarse_camera(cam: _Cam, size: int = COARSE_VIEW_SIZE) -> _Cam:
+def _coarse_camera(cam: Intrinsics, size: int = COARSE_VIEW_SIZE) -> Intrinsics:
     """Square camera with (about) the photo's angular field of view along its fit axis, no shift.
 
     The focal/side ratio is rounded to powers of sqrt(2) so that photos taken with similar lenses
     share one cached grid; the coarse stage only needs the perspective roughly right (the grid pose
     is refined with the photo's exact camera).
     """
-    fov_scale = cam.focal_pixels / cam.fit_pixels  # focal / fit side: same angles at any size
+    fov_scale = cam.focal_px / cam.fit_span_px  # focal / fit side: same angles at any size
     fov_scale = 2.0 ** (round(2.0 * math.log2(fov_scale)) / 2.0)
     # A square sensor whose side gives the same focal/side ratio (lens kept for readability).
     sensor = cam.lens_mm / fov_scale
-    return _Cam(cam.lens_mm, sensor, sensor, "AUTO", 0.0, 0.0, size, size)
+    return Intrinsics(cam.lens_mm, sensor, sensor, "AUTO", 0.0, 0.0, (size, size))
 
 
-def _coarse_distance(cam: _Cam) -> float:
+def _coarse_distance(cam: Intrinsics) -> float:
     """Distance (mesh radii) at which the bounding sphere fills ``_COARSE_FILL`` of a coarse view."""
-    tan_half = _COARSE_FILL * 0.5 * cam.fit_pixels / cam.focal_pixels
+    tan_half = _COARSE_FILL * 0.5 * cam.fit_span_px / cam.focal_px
     return 1.0 / math.sin(math.atan(tan_half))
 
 
@@ -50,7 +52,7 @@ def coarse_view_intrinsics(camera_intrinsics: Any, size: int = COARSE_VIEW_SIZE)
     """Intrinsics to render the coarse views with: square ``size`` x ``size``, the photo's field of
     view along its sensor-fit axis, no shift. Returns a dict (``lens_mm, sensor_width_mm,
     sensor_height_mm, sensor_fit, shift_x, shift_y, resolution``)."""
-    return _coarse_camera(resolve_intrinsics(camera_intrinsics), size).as_dict()
+    return _coarse_camera(Intrinsics.coerce(camera_intrinsics), size).as_dict()
 
 
 def coarse_view_poses(
@@ -72,13 +74,11 @@ def coarse_view_poses(
         ``len(elevations) * 360 / azimuth_step`` poses (roll 0, shift 0) at the distance where the
         bounding sphere fills 80 % of a view rendered with :func:`coarse_view_intrinsics`.
     """
-    verts = np.asarray(vertices, dtype=np.float64)
-    if verts.ndim != 2 or verts.shape[-1] != 3 or verts.shape[0] == 0:
-        raise ValueError(f"vertices: expected a non-empty (V, 3) array, got shape {verts.shape}")
-    radius = float(np.linalg.norm(verts, axis=-1).max())
-    if not (radius > 0 and math.isfinite(radius)):
-        raise ValueError("vertices: no finite extent about the origin")
-    coarse = _coarse_camera(resolve_intrinsics(camera_intrinsics))
+    verts, _ = check_mesh(vertices, np.zeros((0, 3), np.int64), allow_no_faces=True)
+    radius = float(verts.double().norm(dim=-1).max())
+    if not radius > 0:
+        raise ValueError("vertices: no extent about the origin")
+    coarse = _coarse_camera(Intrinsics.coerce(camera_intrinsics))
     distance = _coarse_distance(coarse) * radius
     count = int(round(360.0 / azimuth_step))
     return [
@@ -106,7 +106,7 @@ def render_coarse_views(
     """
     from PIL import Image, ImageDraw
 
-    cam = resolve_intrinsics(intrinsics, name="intrinsics")
+    cam = Intrinsics.coerce(intrinsics, name="intrinsics")
     verts = torch.as_tensor(np.asarray(vertices, dtype=np.float64))
     tris = torch.as_tensor(np.asarray(faces, dtype=np.int64))
     params = torch.tensor(
@@ -152,7 +152,7 @@ class ViewSet:
     images: torch.Tensor  # (N, h, w)
     silhouettes: torch.Tensor  # (N, h, w)
     params: torch.Tensor  # (N, 4) az, el, dist (normalised mesh units), roll
-    cam: _Cam
+    cam: Intrinsics
     centroids: torch.Tensor  # (N, 2) pixels
     radii: torch.Tensor  # (N,) radius of gyration, pixels
     outlines: Optional[torch.Tensor] = None  # (N, P, 2) outline points, filled lazily
@@ -191,7 +191,7 @@ def views_within(views: ViewSet, elevation_range: Tuple[float, float],
     return views.subset(keep)
 
 
-def view_set(images, silhouettes, params: torch.Tensor, cam: _Cam) -> ViewSet:
+def view_set(images, silhouettes, params: torch.Tensor, cam: Intrinsics) -> ViewSet:
     images = torch.as_tensor(np.asarray(images, dtype=np.float32))
     silhouettes = torch.as_tensor(np.asarray(silhouettes, dtype=np.float32))
     if images.ndim == 4 and images.shape[1] == 1:
@@ -227,9 +227,9 @@ class CoarseViewCache:
         self.hits = 0
         self.misses = 0
 
-    def get(self, mesh: PreparedMesh, cam: _Cam, azimuth_step: float, elevations: Sequence[float]) -> ViewSet:
+    def get(self, mesh: PreparedMesh, cam: Intrinsics, azimuth_step: float, elevations: Sequence[float]) -> ViewSet:
         coarse = _coarse_camera(cam)
-        key = (mesh.key, round(coarse.focal_pixels / coarse.fit_pixels, 4), float(azimuth_step), tuple(float(e) for e in elevations))
+        key = (mesh.key, round(coarse.focal_px / coarse.fit_span_px, 4), float(azimuth_step), tuple(float(e) for e in elevations))
         if key in self._entries:
             self._entries.move_to_end(key)
             self.hits += 1
@@ -255,7 +255,7 @@ DEFAULT_CACHE = CoarseViewCache()
 
 
 def views_from_user(coarse_views: CoarseViews, mesh: PreparedMesh) -> ViewSet:
-    cam = resolve_intrinsics(coarse_views.intrinsics, name="coarse_views.intrinsics")
+    cam = Intrinsics.coerce(coarse_views.intrinsics, name="coarse_views.intrinsics")
     poses = coarse_views.poses
     if isinstance(poses, (list, tuple)) and poses and isinstance(poses[0], Pose):
         params = torch.tensor([[p.azimuth, p.elevation, p.distance, p.roll] for p in poses], dtype=torch.float32)
