@@ -30,9 +30,9 @@ from .coarse import ROLL_SIGN, coarse_search
 from .cues import box_iou
 from .options import PoseOptions
 from .prepare import Observation, PreparedMesh, load_photo, prepare_mesh
-from .refine import distinct, refine_poses, to_pose
+from .refine import candidate_lenses, distinct, lens_range_mm, refine_poses, to_pose
 from .types import CoarseViews, Pose, PoseResult, Progress
-from .views import DEFAULT_CACHE, CoarseViewCache, views_from_user, views_within
+from .views import DEFAULT_CACHE, CoarseViewCache, ViewSet, views_from_user, views_within
 
 __all__ = ["estimate_pose"]
 
@@ -134,25 +134,11 @@ def _estimate_with_cue(rgb: np.ndarray, cam: Intrinsics, mesh: PreparedMesh, mod
     options = options.for_mode(mode)
     observation = Observation(torch.from_numpy(rgb).permute(2, 0, 1), cam, mode,
                               torch.from_numpy(object_mask.astype(np.float32))[None], box, grab_region)
-    work_cam, photo_gray, mask_t = observation.working(options.work_size)
-    if float(mask_t.sum()) < 1.0:
+    if float(observation.working(options.work_size)[2].sum()) < 1.0:
         raise ValueError("mask: the object covers less than one pixel at the working resolution")
 
-    tick = time.perf_counter()
-    progress(0.02, "coarse views")
-    if coarse_views is not None:
-        views = views_from_user(coarse_views, mesh)
-    else:
-        views = (cache if cache is not None else DEFAULT_CACHE).get(mesh, cam, options.azimuth_step, options.elevations)
-    views = views_within(views, options.elevation_range, initial[:2] if initial else None, options.initial_reach)
-    timings["coarse_views"] = time.perf_counter() - tick
-    tick = time.perf_counter()
-    weights = {"iou": options.iou_weight, "hog": options.hog_weight, "box": options.box_weight, "color": options.color_weight}
-    rolls = _search_rolls(options, initial[2] if initial else 0.0)
-    scores, params = coarse_search(views, photo_gray, mask_t, work_cam, rolls, weights, progress,
-                                   box=observation.box_at(work_cam), photo_rgb=observation.rgb_at(work_cam),
-                                   hog_variant=options.hog_variant)
-    timings["coarse_search"] = time.perf_counter() - tick
+    scores, params, views, rolls = _coarse_stage(observation, mesh, options, progress, timings, coarse_views, cache,
+                                                 initial)
     order = torch.argsort(scores, descending=True).tolist()
     coarse_pose, coarse_score = to_pose(params[order[0]], mesh.radius), float(scores[order[0]])
 
@@ -163,11 +149,55 @@ def _estimate_with_cue(rgb: np.ndarray, cam: Intrinsics, mesh: PreparedMesh, mod
     chosen = distinct(order, params, max(options.top_k, 2), min_gap=15.0)
     margin = float(scores[chosen[0]] - scores[chosen[1]]) if len(chosen) > 1 else float("nan")
     candidates = [(to_pose(params[i], mesh.radius), float(scores[i])) for i in chosen[:options.top_k]]
+    lens_range = None
+    if options.focal == "estimate" and options.refine:
+        tick = time.perf_counter()
+        lens_range = lens_range_mm(observation, mesh, params[chosen[0]], options, progress, device)
+        timings["lens_range"] = time.perf_counter() - tick
     progress(1.0, "done")
     return PoseResult(pose=candidates[0][0], score=candidates[0][1], candidates=candidates,
                       seconds=time.perf_counter() - started, mode=mode, coarse_pose=coarse_pose,
                       coarse_score=coarse_score, iou=float(ious[chosen[0]]) if options.refine else float("nan"),
-                      timings=timings, margin=margin)
+                      timings=timings, margin=margin, lens_mm=candidates[0][0].lens_mm or float(cam.lens_mm),
+                      lens_source="estimated" if options.focal == "estimate" else "given", lens_range_mm=lens_range)
+
+
+def _coarse_stage(observation: Observation, mesh: PreparedMesh, options: PoseOptions, progress: Progress,
+                  timings: Dict[str, float], coarse_views: Optional[CoarseViews], cache: Optional[CoarseViewCache],
+                  initial: Optional[Tuple[float, float, float]]
+                  ) -> Tuple[torch.Tensor, torch.Tensor, ViewSet, Tuple[float, ...]]:
+    """Score the view grid (for each candidate lens when the focal length is estimated): returns
+    ``scores (M,)``, ``params (M, 6|7)`` (7th column: lens, mm), the views and the rolls, where
+    ``M`` is (lenses x) views x rolls, lens-major."""
+    tick = time.perf_counter()
+    progress(0.02, "coarse views")
+    cache = cache if cache is not None else DEFAULT_CACHE
+    lenses = candidate_lenses(observation.cam, options) if options.focal == "estimate" else [None]
+    rolls = _search_rolls(options, initial[2] if initial else 0.0)
+    weights = {"iou": options.iou_weight, "hog": options.hog_weight, "box": options.box_weight, "color": options.color_weight}
+    all_scores, all_params = [], []
+    work_cam, photo_gray, mask_t = observation.working(options.work_size)
+    for number, lens in enumerate(lenses):
+        cam = observation.cam if lens is None else observation.cam.replace(lens_mm=lens)
+        if coarse_views is not None and lens is None:
+            views = views_from_user(coarse_views, mesh)
+        else:
+            views = cache.get(mesh, cam, options.azimuth_step, options.elevations)
+        views = views_within(views, options.elevation_range, initial[:2] if initial else None, options.initial_reach)
+        timings["coarse_views"] = timings.get("coarse_views", 0.0) + time.perf_counter() - tick
+        tick = time.perf_counter()
+        lens_cam = work_cam.replace(lens_mm=cam.lens_mm)
+        part = progress.part(number / len(lenses), (number + 1) / len(lenses)) if lens is not None else progress
+        scores, params = coarse_search(views, photo_gray, mask_t, lens_cam, rolls, weights, part,
+                                       box=observation.box_at(lens_cam), photo_rgb=observation.rgb_at(lens_cam),
+                                       hog_variant=options.hog_variant)
+        if lens is not None:
+            params = torch.cat([params, torch.full_like(params[:, :1], float(lens))], 1)
+        all_scores.append(scores)
+        all_params.append(params)
+        timings["coarse_search"] = timings.get("coarse_search", 0.0) + time.perf_counter() - tick
+        tick = time.perf_counter()
+    return torch.cat(all_scores), torch.cat(all_params), views, rolls
 
 
 def _initial_view(initial_pose) -> Optional[Tuple[float, float, float]]:

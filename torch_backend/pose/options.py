@@ -14,7 +14,7 @@ import dataclasses
 import math
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-__all__ = ["PoseOptions", "HOG_VARIANTS", "DEFAULT_ELEVATIONS", "DEFAULT_ROLLS", "DEFAULT_AZIMUTH_STEP", "MODES"]
+__all__ = ["PoseOptions", "FOCAL_MODES", "HOG_VARIANTS", "DEFAULT_ELEVATIONS", "DEFAULT_ROLLS", "DEFAULT_AZIMUTH_STEP", "MODES"]
 
 #: Elevations (degrees) of the coarse grid: table-top photos look down steeply, so the grid
 #: reaches 85 deg; below -10 deg is rare for photos of objects standing on the ground.
@@ -25,6 +25,8 @@ DEFAULT_AZIMUTH_STEP = 10.0
 DEFAULT_ROLLS: Tuple[float, ...] = (-40.0, -30.0, -20.0, -10.0, 0.0, 10.0, 20.0, 30.0, 40.0)
 #: HOG flavours the pose objective can compare (the add-on's "HOG Variant" option).
 HOG_VARIANTS: Tuple[str, ...] = ("uoctti", "dalal", "skimage")
+#: Whether the focal length is the given one or estimated with the pose.
+FOCAL_MODES: Tuple[str, ...] = ("given", "estimate")
 #: Which cue drives an estimate: the object's mask, a box around it, or the photo alone.
 MODES: Tuple[str, ...] = ("mask", "box", "photo")
 
@@ -43,9 +45,9 @@ _BY_MODE: Dict[str, Tuple[float, float]] = {
 }
 
 
-_INTEGERS = ("top_k", "seed", "max_faces", "starts", "explore_size", "explore_iterations", "work_size", "iterations",
+_INTEGERS = ("top_k", "seed", "fov_count", "max_faces", "starts", "explore_size", "explore_iterations", "work_size", "iterations",
              "final_size", "final_iterations", "keep")
-_FLOATS = ("azimuth_step", "initial_reach", "learning_rate", "box_weight", "tie_hog_weight", "occlusion_weight", "occlusion_margin",
+_FLOATS = ("azimuth_step", "initial_reach", "lens_tolerance", "learning_rate", "box_weight", "tie_hog_weight", "occlusion_weight", "occlusion_margin",
            *_BY_MODE)
 
 
@@ -109,6 +111,13 @@ class PoseOptions:
     occlusion_weight: float = _option(0.5, "occlusion-edge evidence that breaks near-ties at the last look")
     occlusion_margin: float = _option(0.01, "score gap under which candidates count as tied")
     hog_variant: str = _option("uoctti", "HOG compared between photo and renders: " + ", ".join(HOG_VARIANTS))
+    # Focal length
+    focal: str = _option("given", "\"given\": use the camera's lens; \"estimate\": estimate the focal length with the pose")
+    fov_range: Tuple[float, float] = _option(
+        (10.0, 100.0), "fields of view (degrees, along the sensor-fit side) the focal-length search covers")
+    fov_count: int = _option(7, "log-spaced fields of view scored by the coarse stage when estimating the focal length")
+    lens_tolerance: float = _option(
+        0.005, "score below the best within which a focal length still counts as possible (lens_range_mm)")
     # What the artist knows
     level_camera: bool = _option(False, "the camera is level: roll fixed at 0")
     elevation_range: Tuple[float, float] = _option(
@@ -135,6 +144,14 @@ class PoseOptions:
         if not -90.0 <= low <= high <= 90.0:
             raise ValueError(f"elevation_range must satisfy -90 <= low <= high <= 90 degrees, got {(low, high)}")
         set_(self, "elevation_range", (low, high))
+        if self.focal not in FOCAL_MODES:
+            raise ValueError(f"focal must be one of {FOCAL_MODES}, got {self.focal!r}")
+        fov_low, fov_high = _pair("fov_range", self.fov_range)
+        if not 1.0 <= fov_low <= fov_high <= 170.0:
+            raise ValueError(f"fov_range must satisfy 1 <= low <= high <= 170 degrees, got {(fov_low, fov_high)}")
+        set_(self, "fov_range", (fov_low, fov_high))
+        if self.fov_count < 1:
+            raise ValueError(f"fov_count must be >= 1, got {self.fov_count}")
         if self.hog_variant not in HOG_VARIANTS:
             raise ValueError(f"hog_variant must be one of {HOG_VARIANTS}, got {self.hog_variant!r}")
         if int(self.top_k) < 1:
@@ -152,7 +169,7 @@ class PoseOptions:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.initial_reach <= 180:
             raise ValueError(f"initial_reach must lie in (0, 180] degrees, got {self.initial_reach}")
-        for name in ("learning_rate", "box_weight", "tie_hog_weight", "occlusion_weight", "occlusion_margin", *_BY_MODE):
+        for name in ("lens_tolerance", "learning_rate", "box_weight", "tie_hog_weight", "occlusion_weight", "occlusion_margin", *_BY_MODE):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(float(value)) and float(value) >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")

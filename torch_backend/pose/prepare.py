@@ -16,13 +16,21 @@ from ..images import read_photo, rgb_to_gray
 from ..meshes import Mesh
 from ..simplify import simplify_to_budget
 
-__all__ = ["PreparedMesh", "prepare_mesh", "Observation", "load_photo", "resize", "project"]
+__all__ = ["PreparedMesh", "prepare_mesh", "Observation", "load_photo", "resize", "camera_for", "project"]
+
+
+def camera_for(params: torch.Tensor, cam: Intrinsics) -> Camera:
+    """The :class:`~torch_backend.camera.Camera` of ``(B, 6)`` params (az, el, dist, roll deg;
+    shift_x, shift_y) seen with ``cam``; a 7th column is the lens (mm) of each pose."""
+    if params.shape[1] == 7:
+        return Camera.from_params(params[:, :6], cam.replace(lens_mm=params[:, 6]))
+    return Camera.from_params(params, cam)
 
 
 def project(points: torch.Tensor, params: torch.Tensor, cam: Intrinsics) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Project ``(N, 3)`` points for ``(B, 6)`` poses (az, el, dist, roll deg; shift_x, shift_y) with
+    """Project ``(N, 3)`` points for ``(B, 6|7)`` poses (see :func:`camera_for`) with
     :mod:`torch_backend.camera` (THE convention). Returns ``(B, N, 2)`` pixels and ``(B, N)`` depths."""
-    camera = Camera.from_params(params, cam)
+    camera = camera_for(params, cam)
     points_cam = transform_points(points.to(params.dtype), camera.world_to_camera())
     return project_camera_points(points_cam, camera.intrinsics)
 

@@ -6,6 +6,8 @@ look (the finalists at up to the photo's resolution). Near-ties between twins ar
 shading (∇HOG) and by occlusion edges."""
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -15,12 +17,11 @@ import torch.nn.functional as F
 
 from .. import masks as _masks
 from .. import render as _render
-from ..camera import Camera
 from ..intrinsics import Intrinsics
 from .cues import (box_iou, color_bins, gradient_magnitude, hog_cells, masked_hog_cosine, occlusion_edge_evidence,
                    region_color_information, silhouette_iou)
 from .options import PoseOptions
-from .prepare import Observation, PreparedMesh, project, resize
+from .prepare import Observation, PreparedMesh, camera_for, project, resize
 from .types import Pose
 from .views import ViewSet
 
@@ -54,10 +55,12 @@ def view_directions(params: torch.Tensor) -> torch.Tensor:
 
 
 def to_pose(row: torch.Tensor, radius: float) -> Pose:
-    """The :class:`Pose` of one ``(6,)`` params row, distance back in scene units (``radius`` per unit)."""
+    """The :class:`Pose` of one ``(6,)`` params row (``(7,)`` with the lens), distance back in
+    scene units (``radius`` per unit)."""
     az = float(torch.remainder(row[0], 360.0))
     roll = float(_angle_gap(row[3], torch.zeros(())))
-    return Pose(az, float(row[1]), float(row[2]) * radius, roll, float(row[4]), float(row[5]))
+    lens = float(row[6]) if row.shape[0] == 7 else None
+    return Pose(az, float(row[1]), float(row[2]) * radius, roll, float(row[4]), float(row[5]), lens)
 
 
 #: Azimuth maps of the near-symmetries common in man-made objects: front/back (180 deg), mirror
@@ -155,7 +158,7 @@ class Objective:
         """Soft silhouettes and gray renders ``(B, H, W)`` for ``(B, 6)`` params (the silhouette
         stands in for the gray render when HOG is not scored); ``with_depth`` adds the depths
         (mesh radii)."""
-        camera = Camera.from_params(params, self.cam)
+        camera = camera_for(params, self.cam)
         if self.hog_weight == 0 and not with_depth:
             silhouette = _render.render_silhouette(self.mesh.mesh, camera=camera, sharpness=sigma)
             return silhouette, silhouette
@@ -201,20 +204,29 @@ def refine(
     sharpness: Tuple[float, float] = (2.0, 0.5),
     elevation_bounds: Tuple[float, float] = (-89.0, 89.0),
     roll_free: bool = True,
+    lens_free: bool = True,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Adam ascent on ``(B, 6)`` starts; returns the best iterate of each start, its score and IoU.
+    """Adam ascent on ``(B, 6)`` starts (``(B, 7)`` with the lens in mm as a 7th column: the focal
+    length is estimated too); returns the best iterate of each start, its score and IoU.
 
-    ``elevation_bounds`` (degrees) clamp the elevation; ``roll_free=False`` keeps each start's roll.
+    ``elevation_bounds`` (degrees) clamp the elevation; ``roll_free=False`` keeps each start's
+    roll, ``lens_free=False`` each start's lens.
 
     The variables are scaled so that one unit is comparable for all of them: degrees for the
     angles, ``log(distance)`` in 1/50ths and the shift in 1/500ths of the image span. The soft
     rasterizer's blur is annealed (``sharpness``, pixels, geometric schedule): a wide blur gives gradients far from
     the optimum, and a narrow one removes the blur's bias on the silhouette size (and so on the
-    distance) before the best iterate is picked.
+    distance) before the best iterate is picked. The lens is ``log(lens)`` in 1/20ths, and the
+    distance follows it (a dolly zoom): the image size stays, so the lens variable changes only
+    the perspective, which is what tells focal length from distance.
     """
-    scale = torch.tensor([1.0, 1.0, 0.02, 1.0 if roll_free else 0.0, 0.002, 0.002], dtype=starts.dtype)
+    focal = starts.shape[1] == 7
+    scale = torch.tensor([1.0, 1.0, 0.02, 1.0 if roll_free else 0.0, 0.002, 0.002]
+                         + ([0.05 if lens_free else 0.0] if focal else []), dtype=starts.dtype)
     base = starts.clone()
     base[:, 2] = torch.log(starts[:, 2])
+    if focal:
+        base[:, 6] = torch.log(starts[:, 6])
     sine = torch.sin(torch.deg2rad(starts[:, 1:2])).detach()
     coupling = sine * sine.abs() ** 7 if roll_free else torch.zeros_like(sine)
     variables = torch.zeros_like(base, requires_grad=True)
@@ -232,7 +244,9 @@ def refine(
         # so that the two variables stay independent. The weight sin(el)^8 keeps it to steep views:
         # the full sin(el) also at mid elevations (60 deg) converged worse there (measured).
         values = torch.cat([values[:, :3], values[:, 3:4] + (values[:, :1] - base[:, :1]) * coupling, values[:, 4:]], 1)
-        params = torch.cat([values[:, :2], values[:, 2:3].exp(), values[:, 3:]], 1)
+        if focal:
+            values = torch.cat([values[:, :2], values[:, 2:3] + (values[:, 6:7] - base[:, 6:7]), values[:, 3:]], 1)
+        params = torch.cat([values[:, :2], values[:, 2:3].exp(), values[:, 3:6]] + ([values[:, 6:].exp()] if focal else []), 1)
         params = torch.cat([params[:, :1], params[:, 1:2].clamp(*elevation_bounds), params[:, 2:]], 1)
         score, iou = objective(params, sigma)
         # Compare iterates only once the blur is narrow: wide-blur scores are biased.
@@ -263,11 +277,14 @@ def refine_poses(observation: Observation, mesh: PreparedMesh, views: ViewSet, s
     torch.manual_seed(int(options.seed))
     order = torch.argsort(scores, descending=True).tolist()
     start_ids = distinct(order, params, options.starts, min_gap=20.0)
+    block = views.params.shape[0] * n_rolls  # one grid per candidate lens, lens-major
     for rank, index in enumerate(list(start_ids[:2]) if twins else []):
         maps = _TWIN_MAPS + (_TURN_MAPS if rank == 0 else ())
-        for twin in twin_starts(params, scores, views.params.shape[0], n_rolls, views, index, maps):
-            if twin not in start_ids:
-                start_ids.append(twin)
+        offset = index - index % block
+        grid = slice(offset, offset + block)
+        for twin in twin_starts(params[grid], scores[grid], views.params.shape[0], n_rolls, views, index - offset, maps):
+            if twin + offset not in start_ids:
+                start_ids.append(twin + offset)
     dev = torch.device(device) if device is not None else torch.device("cpu")
     device_mesh = mesh.to(dev)
     objective_at = _ObjectiveFactory(observation, device_mesh, options, dev)
@@ -339,7 +356,7 @@ def _regrab(observation: Observation, mesh: PreparedMesh, best: torch.Tensor) ->
     """Re-segment with the first estimate's render as GrabCut's seed: the box-initialised mask
     loses thin parts (legs) and takes in background between them."""
     guess_cam, _, _ = observation.working(240)
-    guess = _render.render_silhouette(mesh.mesh, camera=Camera.from_params(best, guess_cam), sharpness=0.3)[0]
+    guess = _render.render_silhouette(mesh.mesh, camera=camera_for(best, guess_cam), sharpness=0.3)[0]
     height, width = observation.size
     guess = resize(guess[None].float(), height, width)[0].numpy() > 0.5
     if guess.any():
@@ -373,3 +390,45 @@ def _polish(objective: Objective, candidates: torch.Tensor, options: PoseOptions
             bonus = options.occlusion_weight * (evidence - evidence[tied].min())
             score = torch.where(tied, score + bonus, score)
     return polished, score, iou
+
+
+def candidate_lenses(cam: Intrinsics, options: PoseOptions) -> List[float]:
+    """Focal lengths (mm) whose fields of view along the sensor-fit side are ``options.fov_count``
+    log-spaced values over ``options.fov_range`` (degrees), widest first."""
+    low, high = options.fov_range
+    count = options.fov_count
+    fovs = [high] if count == 1 else [high * (low / high) ** (i / (count - 1)) for i in range(count)]
+    return [lens_for_fov(cam, fov) for fov in fovs]
+
+
+def lens_for_fov(cam: Intrinsics, fov_deg: float) -> float:
+    """The focal length (mm) giving ``cam`` a field of view of ``fov_deg`` along its sensor-fit side."""
+    sensor = cam.lens_mm * cam.fit_span_px / cam.focal_px  # mm spanned by the fitted side
+    return 0.5 * sensor / math.tan(math.radians(fov_deg) / 2)
+
+
+def lens_range_mm(observation: Observation, mesh: PreparedMesh, best: torch.Tensor, options: PoseOptions,
+                  check: Callable[[float, str], None], device: Any = None) -> Tuple[float, float]:
+    """The focal lengths (mm) the photo cannot tell from the estimate ``best (7,)``.
+
+    The best pose is dolly-zoomed to log-spaced lenses over the searched fields of view and near
+    the estimate (image size kept), each is refined with its lens fixed, and the lenses whose score is within
+    ``options.lens_tolerance`` of the best of them span the range.
+    """
+    estimate = float(best[6])
+    near = {estimate * 2.0 ** (step / 8.0) for step in range(-3, 4)}  # within 30 %, steps of 9 %
+    lenses = sorted(set(candidate_lenses(observation.cam, dataclasses.replace(options, fov_count=13))) | near)
+    starts = best[None].repeat(len(lenses), 1).clone()
+    lens_t = torch.tensor(lenses, dtype=starts.dtype)
+    starts[:, 2] = best[2] * lens_t / best[6]
+    starts[:, 6] = lens_t
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    objective = _ObjectiveFactory(observation, mesh.to(dev), options, dev)(options.work_size)
+    constraints = dict(_constraints(options), lens_free=False)
+    _, scores, _ = refine(starts.to(dev), objective, iterations=max(options.iterations // 2, 1),
+                          learning_rate=0.6 * options.learning_rate, check=check, progress=(0.98, 0.99),
+                          sharpness=(0.8, 0.4), **constraints)
+    scores = scores.cpu()
+    possible = lens_t[scores >= scores.max() - options.lens_tolerance]
+    # The estimate itself was refined further (at the photo's resolution) than this sweep.
+    return min(float(possible.min()), estimate), max(float(possible.max()), estimate)

@@ -25,6 +25,7 @@ class Pose:
             up, and is rolled about its viewing direction.
         distance: camera centre to mesh origin, in the mesh's units.
         shift_x, shift_y: Blender lens shift (fractions of the larger sensor side).
+        lens_mm: the focal length when it was estimated with the pose (None: the given lens).
     """
 
     azimuth: float
@@ -33,9 +34,14 @@ class Pose:
     roll: float = 0.0
     shift_x: float = 0.0
     shift_y: float = 0.0
+    lens_mm: Optional[float] = None
 
     def as_dict(self) -> Dict[str, float]:
-        return dataclasses.asdict(self)
+        """The fields as a dict (``lens_mm`` only when estimated)."""
+        values = dataclasses.asdict(self)
+        if values["lens_mm"] is None:
+            del values["lens_mm"]
+        return values
 
 
 @dataclasses.dataclass
@@ -53,6 +59,12 @@ class PoseResult:
         timings: seconds per stage.
         margin: score of ``pose`` minus that of the next distinct pose (>= 15 deg away); small
             when the photo hardly tells them apart (see :attr:`ambiguous`); NaN without a rival.
+        lens_mm: the focal length (mm) of ``pose``: the given one, or the estimate.
+        lens_source: ``"given"`` or ``"estimated"`` (callers that read EXIF say ``"exif"`` or
+            ``"default"``).
+        lens_range_mm: with an estimated focal length, the ``(low, high)`` focal lengths (mm) whose
+            best pose scores within ``lens_tolerance`` of the best: wide when the photo cannot tell
+            (a small or far object), narrow when its perspective decides.
     """
 
     pose: Pose
@@ -65,6 +77,9 @@ class PoseResult:
     iou: float = float("nan")
     timings: Dict[str, float] = dataclasses.field(default_factory=dict)
     margin: float = float("nan")
+    lens_mm: float = float("nan")
+    lens_source: str = "given"
+    lens_range_mm: Optional[Tuple[float, float]] = None
 
     @property
     def ambiguous(self) -> bool:

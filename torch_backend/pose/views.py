@@ -221,7 +221,7 @@ class CoarseViewCache:
     """LRU cache of coarse views per (mesh, field of view, grid): a batch of photos of one mesh
     renders the grid once. Thread-unsafe; one process-wide instance is used by default."""
 
-    def __init__(self, max_entries: int = 4):
+    def __init__(self, max_entries: int = 12):
         self.max_entries = int(max_entries)
         self._entries: "collections.OrderedDict[tuple, ViewSet]" = collections.OrderedDict()
         self.hits = 0
