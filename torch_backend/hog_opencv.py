@@ -20,8 +20,9 @@ respect to the image. The steps follow ``modules/objdetect/src/hog.cpp`` (``comp
    (``sigma = win_sigma``, default ``(block_w + block_h) / 8``) and bilinearly spread over the
    2x2 cells around it (trilinear interpolation); cells in a block and blocks in a window are
    listed column by column, as OpenCV does;
-5. L2-Hys per block as OpenCV: ``v / (||v|| + 0.1 * len(v))``, clipped at ``l2_hys_threshold``,
-   then ``v / (||v|| + 1e-3)``;
+5. L2-Hys per block as OpenCV: ``v / (||v|| + 0.1 * len(v))``, clipped at 0.2, then
+   ``v / (||v|| + 1e-3)`` (OpenCV 4.11's ``compute`` clips at 0.2 whatever its
+   ``L2HysThreshold`` says -- checked live in the tests -- and so does this drop-in);
 6. windows of ``win_size`` every ``win_stride`` pixels over the padded image, row by row.
 
 All sizes are OpenCV ``Size``s: ``(width, height)``. Values differ from OpenCV's by float32
@@ -48,6 +49,8 @@ _ATAN_P = tuple(
     float(np.float32(p) * np.float32(180 / math.pi))
     for p in (0.9997878412794807, -0.3258083974640975, 0.1555786518463281, -0.04432655554792128)
 )
+# HOGCache::normalizeBlockHistogram's clip in OpenCV 4.11 (its L2HysThreshold is not read there).
+_OPENCV_L2HYS_CLIP = 0.2
 _ATAN_EPS = float(np.float32(np.finfo(np.float64).eps))  # (float)DBL_EPSILON
 
 
@@ -185,26 +188,47 @@ def _gradient_votes(image: torch.Tensor, pad: tuple[int, int], nbins: int, gamma
     return votes.scatter_add(1, high_bin, magnitude * upper_weight)
 
 
+@lru_cache(maxsize=64)
+def _window_matrix(length: int, block: int, cell: int, stride: int, sigma: float) -> torch.Tensor:
+    """``(length, positions * cells)`` float32: column ``(g, c)`` holds, for the block starting at
+    ``g * stride``, each pixel's weight for cell ``c`` of the block along one axis (0 outside)."""
+    weights = _block_weights(block, cell, sigma)
+    positions = (length - block) // stride + 1
+    matrix = np.zeros((length, positions, block // cell), dtype=np.float32)
+    for g in range(positions):
+        matrix[g * stride : g * stride + block, g] = weights
+    return torch.from_numpy(matrix.reshape(length, -1))
+
+
 def _block_histograms(votes, block_size, cell_size, cache_stride, sigma) -> torch.Tensor:
     """Step 4: ``(B, nbins, Hp, Wp)`` votes -> ``(B, rows, cols, block histogram)`` for blocks at
-    every ``cache_stride`` position; histogram order (cell column, cell row, bin)."""
-    weights_x = torch.from_numpy(_block_weights(block_size[0], cell_size[0], sigma))
-    weights_y = torch.from_numpy(_block_weights(block_size[1], cell_size[1], sigma))
-    weights_x = weights_x.to(device=votes.device, dtype=votes.dtype)
-    weights_y = weights_y.to(device=votes.device, dtype=votes.dtype)
-    # The window factorises: Gaussian(i, j) * linear_y(i) * linear_x(j) = wy(i) * wx(j).
-    along_x = votes.unfold(3, block_size[0], cache_stride[0]) @ weights_x  # (B, n, Hp, gx, ncx)
-    along_y = along_x.unfold(2, block_size[1], cache_stride[1]) @ weights_y  # (B, n, gy, gx, ncx, ncy)
-    batch, nbins, rows, cols = along_y.shape[:4]
-    return along_y.permute(0, 2, 3, 4, 5, 1).reshape(batch, rows, cols, -1)
+    every ``cache_stride`` position; histogram order (cell column, cell row, bin).
+
+    The 2-D weight of a pixel factorises, Gaussian(i, j) * linear_y(i) * linear_x(j) =
+    wy(i) * wx(j), so all blocks are two matrix products with banded matrices (dense: a GEMM
+    beats a gather of the few non-zeros at these sizes).
+    """
+    batch, nbins, height, width = votes.shape
+    matrix_x = _window_matrix(width, block_size[0], cell_size[0], cache_stride[0], sigma)
+    matrix_y = _window_matrix(height, block_size[1], cell_size[1], cache_stride[1], sigma)
+    matrix_x = matrix_x.to(device=votes.device, dtype=votes.dtype)
+    matrix_y = matrix_y.to(device=votes.device, dtype=votes.dtype)
+    along_x = votes.reshape(-1, width) @ matrix_x  # (B n Hp, gx ncx)
+    along_x = along_x.view(batch, nbins, height, -1)
+    blocks = matrix_y.t() @ along_x  # (B, n, gy ncy, gx ncx)
+    cells_x, cells_y = block_size[0] // cell_size[0], block_size[1] // cell_size[1]
+    blocks = blocks.view(batch, nbins, -1, cells_y, blocks.shape[-1] // cells_x, cells_x)
+    rows, cols = blocks.shape[2], blocks.shape[4]
+    return blocks.permute(0, 2, 4, 5, 3, 1).reshape(batch, rows, cols, -1)
 
 
 def _l2_hys(blocks: torch.Tensor, threshold: float) -> torch.Tensor:
     """Step 5, ``HOGCache::normalizeBlockHistogram``."""
     size = blocks.shape[-1]
-    blocks = blocks / (blocks.square().sum(-1, keepdim=True).sqrt() + 0.1 * size)
+    # vector_norm's derivative is 0 (not NaN) for an all-zero block.
+    blocks = blocks / (torch.linalg.vector_norm(blocks, dim=-1, keepdim=True) + 0.1 * size)
     blocks = blocks.clamp(max=threshold)
-    return blocks / (blocks.square().sum(-1, keepdim=True).sqrt() + 1e-3)
+    return blocks / (torch.linalg.vector_norm(blocks, dim=-1, keepdim=True) + 1e-3)
 
 
 def opencv_hog(
@@ -231,7 +255,8 @@ def opencv_hog(
         win_size, block_size, block_stride, cell_size: OpenCV ``Size``s ``(width, height)`` in pixels.
         nbins: orientation bins over 0-180 degrees (0-360 with ``signed_gradient``).
         win_sigma: Gaussian spatial window of a block in pixels; ``-1``: ``(block_w + block_h) / 8``.
-        l2_hys_threshold: L2-Hys clipping threshold.
+        l2_hys_threshold: accepted for OpenCV's signature; like OpenCV 4.11's ``compute``, the
+            clip is 0.2 whatever the value (a ``ValueError`` if it is not positive).
         gamma_correction: square root of the intensities first (OpenCV's look-up table).
         signed_gradient: orientations over 0-360 degrees.
         win_stride: ``(width, height)`` step between windows; ``None``: ``cell_size`` (as OpenCV).
@@ -257,6 +282,8 @@ def opencv_hog(
                 "opencv_hog: OpenCV needs block_size a multiple of cell_size and win_size - block_size a "
                 f"multiple of block_stride (got win {win}, block {block}, stride {stride}, cell {cell})"
             )
+    if not l2_hys_threshold > 0:
+        raise ValueError(f"opencv_hog: l2_hys_threshold must be positive, got {l2_hys_threshold!r}")
     if int(nbins) != nbins or nbins < 1:
         raise ValueError(f"opencv_hog: nbins must be a positive integer, got {nbins!r}")
     batch, was_batch = _as_batch(image)
@@ -272,7 +299,7 @@ def opencv_hog(
     sigma = float(np.float32(win_sigma if win_sigma >= 0 else (block[0] + block[1]) / 8.0))
 
     votes = _gradient_votes(batch, pad, int(nbins), bool(gamma_correction), bool(signed_gradient))
-    blocks = _l2_hys(_block_histograms(votes, block, cell, cache, sigma), float(np.float32(l2_hys_threshold)))
+    blocks = _l2_hys(_block_histograms(votes, block, cell, cache, sigma), _OPENCV_L2HYS_CLIP)
     # Windows row by row; in a window the blocks column by column (HOGCache's blockData).
     windows_x = (padded_w - win[0]) // win_step[0] + 1
     windows_y = (padded_h - win[1]) // win_step[1] + 1
@@ -286,3 +313,31 @@ def opencv_hog(
     features = blocks[:, rows, cols]  # (B, windows_y, windows_x, blocks_x, blocks_y, D_block)
     features = features.reshape(features.shape[0], -1)
     return features if was_batch else features[0]
+
+
+class OpenCVHOG(torch.nn.Module):
+    """``nn.Module`` twin of :func:`opencv_hog`: ``(B, C, H, W)`` on the 0-255 scale -> ``(B, N * D)``.
+
+    Same arguments as :func:`opencv_hog` (OpenCV ``(width, height)`` sizes), fixed at construction.
+    Works in ``nn.Sequential`` and under ``torch.compile`` (the window layout is Python
+    bookkeeping, traced once per input size); not under ``torch.jit.script`` (NumPy tables,
+    keyword dictionaries and ``autograd.Function``s are outside TorchScript).
+    """
+
+    def __init__(self, win_size=(64, 128), block_size=(16, 16), block_stride=(8, 8), cell_size=(8, 8),
+                 nbins: int = 9, win_sigma: float = -1, l2_hys_threshold: float = 0.2,
+                 gamma_correction: bool = True, signed_gradient: bool = False, win_stride=None,
+                 padding=(0, 0)):
+        super().__init__()
+        self.settings = dict(win_size=tuple(win_size), block_size=tuple(block_size),
+                             block_stride=tuple(block_stride), cell_size=tuple(cell_size), nbins=nbins,
+                             win_sigma=win_sigma, l2_hys_threshold=l2_hys_threshold,
+                             gamma_correction=gamma_correction, signed_gradient=signed_gradient,
+                             win_stride=None if win_stride is None else tuple(win_stride),
+                             padding=tuple(padding))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return opencv_hog(image, **self.settings)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{key}={value}" for key, value in self.settings.items())

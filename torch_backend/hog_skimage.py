@@ -483,3 +483,29 @@ def skimage_hog(
         features = features[0]
         hog_image = hog_image[0] if visualize else None
     return (features, hog_image) if visualize else features
+
+
+class SkimageHOG(torch.nn.Module):
+    """``nn.Module`` twin of :func:`skimage_hog` (same keyword arguments, fixed at construction).
+
+    ``forward(image)`` takes what :func:`skimage_hog` takes (e.g. ``(B, H, W)`` gray or, with
+    ``channel_axis=0``, ``(B, C, H, W)``) and returns the features (and the picture with
+    ``visualize=True``). Works in ``nn.Sequential``; not under ``torch.jit.script`` (NumPy
+    decisions, ``autograd.Function``s); ``torch.compile`` runs it with graph breaks at the
+    NumPy re-decisions of near-tie pixels (no speed-up expected).
+    """
+
+    def __init__(self, orientations: int = 9, pixels_per_cell=(8, 8), cells_per_block=(3, 3),
+                 block_norm: str = "L2-Hys", visualize: bool = False, transform_sqrt: bool = False,
+                 feature_vector: bool = True, channel_axis=None):
+        super().__init__()
+        self.settings = dict(orientations=orientations, pixels_per_cell=tuple(pixels_per_cell),
+                             cells_per_block=tuple(cells_per_block), block_norm=block_norm,
+                             visualize=visualize, transform_sqrt=transform_sqrt,
+                             feature_vector=feature_vector, channel_axis=channel_axis)
+
+    def forward(self, image):
+        return skimage_hog(image, **self.settings)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{key}={value!r}" for key, value in self.settings.items())
