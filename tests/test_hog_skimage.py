@@ -315,3 +315,15 @@ def test_sweep_all_bundled_images():
     for key in sorted(worst):
         print(*key, f"{worst[key]:.3g}")
     assert max(worst.values()) <= TOLERANCE, max(worst.items(), key=lambda item: item[1])
+
+
+def test_module_twin_in_sequential():
+    from torch_backend.hog import SkimageHOG
+
+    module = SkimageHOG(orientations=7, pixels_per_cell=(6, 6), cells_per_block=(2, 2), channel_axis=0)
+    assert "orientations=7" in repr(module) and "channel_axis=0" in repr(module)
+    image = IMAGES["astronaut_rgb_float"]
+    batch = torch.from_numpy(np.moveaxis(image, -1, 0).copy())[None]  # (1, C, H, W)
+    got = torch.nn.Sequential(module)(batch)[0]
+    expected = reference_hog(image, orientations=7, pixels_per_cell=(6, 6), cells_per_block=(2, 2), channel_axis=-1)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=TOLERANCE)

@@ -856,8 +856,9 @@ def hog_glyphs(
 class HOG(torch.nn.Module):
     """``nn.Module`` twin of :func:`hog`: ``(B, C, H, W)`` -> the features of ``variant``.
 
-    Works in ``nn.Sequential`` and under ``torch.compile``; not under ``torch.jit.script``
-    (``autograd.Function``s with hand-written backward passes are outside TorchScript).
+    Works in ``nn.Sequential`` and under ``torch.compile`` (same values); not under
+    ``torch.jit.script`` (keyword-only arguments and ``autograd.Function``s with hand-written
+    backward passes are outside TorchScript).
     """
 
     def __init__(self, variant: str = "uoctti", cell_size: int = 8, num_bins: int = 9,

@@ -319,9 +319,10 @@ class OpenCVHOG(torch.nn.Module):
     """``nn.Module`` twin of :func:`opencv_hog`: ``(B, C, H, W)`` on the 0-255 scale -> ``(B, N * D)``.
 
     Same arguments as :func:`opencv_hog` (OpenCV ``(width, height)`` sizes), fixed at construction.
-    Works in ``nn.Sequential`` and under ``torch.compile`` (the window layout is Python
-    bookkeeping, traced once per input size); not under ``torch.jit.script`` (NumPy tables,
-    keyword dictionaries and ``autograd.Function``s are outside TorchScript).
+    Works in ``nn.Sequential`` and under ``torch.compile`` (same values; the window layout is
+    Python bookkeeping, traced once per input size; speed: ``bench/hog_speed.py --opencv``); not
+    under ``torch.jit.script`` (keyword-argument expansion, NumPy tables and
+    ``autograd.Function``s are outside TorchScript).
     """
 
     def __init__(self, win_size=(64, 128), block_size=(16, 16), block_stride=(8, 8), cell_size=(8, 8),

@@ -1,4 +1,4 @@
-"""A differentiable drop-in for ``skimage.feature.hog`` (scikit-image 0.25).
+"""A differentiable drop-in for ``skimage.feature.hog`` (scikit-image 0.25 and 0.26: same ``_hog.py``).
 
 :func:`skimage_hog` returns the same values as ``skimage.feature.hog`` for the same image and the
 same keyword arguments, as a torch tensor that autograd can differentiate with respect to the image.
@@ -490,9 +490,9 @@ class SkimageHOG(torch.nn.Module):
 
     ``forward(image)`` takes what :func:`skimage_hog` takes (e.g. ``(B, H, W)`` gray or, with
     ``channel_axis=0``, ``(B, C, H, W)``) and returns the features (and the picture with
-    ``visualize=True``). Works in ``nn.Sequential``; not under ``torch.jit.script`` (NumPy
-    decisions, ``autograd.Function``s); ``torch.compile`` runs it with graph breaks at the
-    NumPy re-decisions of near-tie pixels (no speed-up expected).
+    ``visualize=True``). Works in ``nn.Sequential`` and under ``torch.compile`` (same values;
+    graph breaks at the NumPy re-decisions of near-tie pixels); not under ``torch.jit.script``
+    (keyword-argument expansion, NumPy decisions and ``autograd.Function``s are outside it).
     """
 
     def __init__(self, orientations: int = 9, pixels_per_cell=(8, 8), cells_per_block=(3, 3),
