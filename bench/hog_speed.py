@@ -3,6 +3,7 @@
     python bench/hog_speed.py            # full table (a few minutes on 2 cores)
     python bench/hog_speed.py --quick    # smoke run: one small size, few repetitions
     python bench/hog_speed.py --markdown docs/hog_speed.md   # also write the table there
+    python bench/hog_speed.py --opencv   # only the opencv_hog rows (issue 16), 1 thread
 
 Every figure is the median wall time of repeated back-to-back calls in this process, in two
 passes over all methods, so that the ratios compare methods under similar machine load. Inputs are gray images (``skimage.data.camera()`` resized,
@@ -119,6 +120,66 @@ def _methods(images: np.ndarray):
     return methods
 
 
+def _opencv_rows(budget_s: float, min_reps: int, max_reps: int) -> tuple[list, list]:
+    """``opencv_hog`` on a batch of 64 windows of 64x128 against ``cv2.HOGDescriptor().compute``
+    on the same 64 windows (uint8, gamma on: OpenCV's default descriptor); eager and
+    ``torch.compile``d. Returns (markdown lines, target lines)."""
+    import cv2
+
+    from torch_backend.hog_opencv import opencv_hog
+
+    rng = np.random.default_rng(0)
+    base = (_base_image(128 * 4, 64 * 4) * 255).astype(np.float32)
+    windows = np.stack([base[y : y + 128, x : x + 64] for y in range(0, 384, 48) for x in range(0, 192, 24)])
+    windows = np.clip(windows + rng.normal(scale=2.0, size=windows.shape), 0, 255).round().astype(np.uint8)
+    windows_list = [np.ascontiguousarray(w) for w in windows]
+    x = torch.from_numpy(windows).float().unsqueeze(1)
+    descriptor = cv2.HOGDescriptor()
+
+    def fwd(call):
+        def run():
+            with torch.no_grad():
+                call(x)
+        return run
+
+    def fwd_bwd(call):
+        def run():
+            leaf = x.clone().requires_grad_(True)
+            call(leaf).sum().backward()
+        return run
+
+    calls = {
+        ("cv2.HOGDescriptor().compute", "fwd"): lambda: [descriptor.compute(w) for w in windows_list],
+        ("gradhog opencv_hog", "fwd"): fwd(opencv_hog),
+        ("gradhog opencv_hog", "fwd+bwd"): fwd_bwd(opencv_hog),
+    }
+    try:
+        compiled = torch.compile(opencv_hog, dynamic=False)
+        fwd_bwd(compiled)()  # compile outside the timing
+        fwd(compiled)()
+        calls[("gradhog opencv_hog, torch.compile", "fwd")] = fwd(compiled)
+        calls[("gradhog opencv_hog, torch.compile", "fwd+bwd")] = fwd_bwd(compiled)
+    except Exception as error:  # no C++ compiler / unsupported op: report, keep the eager rows
+        print(f"# torch.compile failed: {type(error).__name__}: {error}", file=sys.stderr)
+    stats = _median_seconds(calls, budget_s, min_reps, max_reps)
+    cv_fwd = stats[("cv2.HOGDescriptor().compute", "fwd")]
+    lines = [
+        "| windows | threads | method | fwd ms median (min) | fwd+bwd ms median (min) | fwd / cv2 fwd "
+        "| fwd+bwd / cv2 fwd |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    targets = []
+    for name in dict.fromkeys(name for name, _ in calls):
+        both = stats.get((name, "fwd+bwd"))
+        lines.append(f"| 64 × 64×128 | torch 1 / cv2 1 | {name} | {_fmt_ms(stats[(name, 'fwd')])} | "
+                     f"{_fmt_ms(both)} | {_fmt_ratio(stats[(name, 'fwd')], cv_fwd)} | {_fmt_ratio(both, cv_fwd)} |")
+        print(lines[-1], flush=True)
+        if name.startswith("gradhog"):
+            targets.append(_target(f"{name} fwd", stats[(name, "fwd")], cv_fwd, 3.0, "cv2 fwd"))
+            targets.append(_target(f"{name} fwd+bwd", both, cv_fwd, 8.0, "cv2 fwd"))
+    return lines, targets
+
+
 def _fmt_ms(stats) -> str:
     return "—" if stats is None else f"{stats[0] * 1e3:.2f} ({stats[1] * 1e3:.2f})"
 
@@ -143,9 +204,20 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 128x128, batch 1 and 2")
     parser.add_argument("--markdown", metavar="PATH", help="also write the table to this file")
+    parser.add_argument("--opencv", action="store_true", help="only the opencv_hog rows (1 thread)")
     args = parser.parse_args(argv)
 
     import cv2
+
+    if args.opencv:
+        torch.set_num_threads(1)
+        cv2.setNumThreads(1)
+        load_before = os.getloadavg()
+        lines, targets = _opencv_rows(4.0, 6, 40)
+        load_after = os.getloadavg()
+        print(f"\n1-min load average {load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end")
+        print("\n".join(lines) + "\n\n" + "\n".join("- " + t for t in targets))
+        return 0
 
     default_torch_threads = torch.get_num_threads()
     default_cv2_threads = cv2.getNumThreads()

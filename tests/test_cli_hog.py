@@ -88,3 +88,22 @@ def test_bad_variant_exits_nonzero(photo):
     with pytest.raises(SystemExit) as exit_info:
         main(["hog", str(photo), "--variant", "sift"])
     assert exit_info.value.code != 0
+
+
+def test_skimage_and_opencv_backends_save_the_libraries_descriptors(photo, tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    from skimage.feature import hog as skimage_reference
+
+    rgb = load_image(photo)  # 80 x 120, floats in [0, 1]
+    for backend in ("skimage", "opencv"):
+        out, npy = tmp_path / f"{backend}.png", tmp_path / f"{backend}.npy"
+        assert main(["hog", str(photo), "--backend", backend, "--out", str(out), "--npy", str(npy)]) == 0
+        picture = np.asarray(Image.open(out))
+        assert picture.shape[0] == 10 * 21 and picture[:, -15 * 21 :].std() > 0  # 10 x 15 cells drawn
+        if backend == "skimage":
+            expected = skimage_reference(rgb.astype(np.float64).mean(axis=-1))
+        else:
+            bgr = np.round(rgb[..., ::-1] * 255).astype(np.uint8)
+            descriptor = cv2.HOGDescriptor((120, 80), (16, 16), (8, 8), (8, 8), 9, 1, -1.0, 0, 0.2, True)
+            expected = descriptor.compute(bgr)
+        np.testing.assert_allclose(np.load(npy), expected, rtol=0, atol=1e-4)

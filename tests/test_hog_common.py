@@ -169,3 +169,12 @@ def test_glyphs_of_zero_features_are_black_and_bad_shapes_rejected():
         hog_glyphs(np.zeros((30, 2, 2)), "uoctti")
     with pytest.raises(ValueError):
         hog_glyphs(np.zeros((2, 31, 2, 2)), "uoctti")
+
+
+def test_hog_module_twin_in_sequential():
+    from torch_backend.hog import HOG, hog
+
+    module = HOG("dalal", cell_size=6, num_bins=7)
+    assert "variant='dalal'" in repr(module) and "cell_size=6" in repr(module)
+    image = torch.rand(2, 3, 30, 36, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(torch.nn.Sequential(module)(image), hog(image, "dalal", 6, 7), rtol=0, atol=0)

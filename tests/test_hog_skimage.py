@@ -1,4 +1,7 @@
 """torch_backend.hog_skimage.skimage_hog against scikit-image's own ``skimage.feature.hog``."""
+import itertools
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -93,7 +96,7 @@ def test_float32_input_stays_float32_and_close():
     got = skimage_hog(torch.from_numpy(image), pixels_per_cell=(6, 6), cells_per_block=(2, 2),
                       block_norm="L2")
     assert got.dtype == torch.float32 and expected.dtype == np.float32
-    np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=TOLERANCE)
 
 
 @pytest.mark.parametrize("orientations", [4, 9, 12])
@@ -105,7 +108,33 @@ def test_float32_8bit_values_on_bin_edges(orientations):
                   block_norm="L1", channel_axis=-1)
     expected = reference_hog(image, **kwargs)
     got = skimage_hog(torch.from_numpy(image), **kwargs)
-    np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=TOLERANCE)
+
+
+# Crops of the astronaut where torch's own sqrt / hypot / atan2 rounding once flipped
+# scikit-image's discrete choices: channel ties between ``(a - b) / 255`` in two channels
+# (rows 152-176), bin edges hit after ``sqrt`` (59.99999999999999 degrees, 12 bins), float32 sqrt.
+REGRESSION_CROPS = {
+    "rgb_ties": (slice(152, 184), slice(232, 272)),
+    "sqrt_edges": (slice(168, 200), slice(132, 150)),
+    "sqrt_gray": (slice(32, 64), slice(312, 496)),
+}
+
+
+@pytest.mark.parametrize("crop", sorted(REGRESSION_CROPS))
+@pytest.mark.parametrize("dtype", ["uint8", "float32", "float64"])
+@pytest.mark.parametrize("color", [False, True])
+def test_rounding_sensitive_crops(crop, dtype, color):
+    image = data.astronaut()[REGRESSION_CROPS[crop]]
+    image = _as_dtype(image if color else image.mean(axis=-1).astype(np.uint8), dtype)
+    for orientations, cell, block, norm, sqrt in [(9, (8, 8), (1, 1), "L1", True),
+                                                   (9, (8, 8), (1, 1), "L1", False),
+                                                   (12, (6, 6), (3, 3), "L2-Hys", True)]:
+        kwargs = dict(orientations=orientations, pixels_per_cell=cell, cells_per_block=block,
+                      block_norm=norm, transform_sqrt=sqrt, channel_axis=-1 if color else None)
+        got = skimage_hog(image, **kwargs)
+        assert got.dtype == (torch.float32 if dtype == "float32" else torch.float64)
+        np.testing.assert_allclose(got.numpy(), reference_hog(image, **kwargs), rtol=0, atol=TOLERANCE)
 
 
 def test_visualize_matches_skimage_picture():
@@ -205,3 +234,96 @@ def test_gradients_finite_on_constant_and_binary_images(block_norm, value):
 def test_bad_input_raises_clear_value_error(image, kwargs, message):
     with pytest.raises(ValueError, match=message):
         skimage_hog(image, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------
+# Exhaustive sweep: every bundled scikit-image image, gray and colour, three dtypes, odd sizes
+# ----------------------------------------------------------------------------------------------
+SWEEP_ORIENTATIONS = (3, 4, 6, 7, 9, 12, 18)
+SWEEP_CELLS = ((8, 8), (6, 5), (4, 4), (7, 3), (5, 9))
+SWEEP_BLOCKS = ((1, 1), (2, 2), (3, 3), (2, 1), (1, 3))
+# (rows, cols) crops: a large one and odd sizes that are not multiples of any cell.
+SWEEP_SIZES = ((96, 128), (61, 75), (37, 53))
+
+
+def _as_dtype(image, dtype):
+    """uint8 as is, floats as scikit-image users pass them (``/ 255`` for 8-bit data)."""
+    if dtype == "uint8" or image.dtype.kind not in "ui":
+        return image.astype(dtype) if dtype != "uint8" and image.dtype.kind == "f" else image
+    return (image / 255.0).astype(dtype)
+
+
+def _bundled_images():
+    """Every image in ``skimage.data`` that ships with the package, as ``name -> array``."""
+    images = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in data.__all__:
+            loader = getattr(data, name)
+            if not callable(loader) or name in ("download_all", "file_hash", "data_dir"):
+                continue
+            try:
+                image = loader()
+            except (Exception, pytest.skip.Exception):  # needs pooch / a download: not bundled
+                continue
+            if isinstance(image, np.ndarray) and image.ndim in (2, 3):
+                images[name] = image[0] if name == "lfw_subset" else image
+    return images
+
+
+def _sweep_cases(image):
+    """``(label, array, channel_axis)`` for the gray and (if any) colour versions, per dtype/size."""
+    versions = [("gray", image if image.ndim == 2 else image.mean(axis=-1).astype(image.dtype), None)]
+    if image.ndim == 3:
+        versions.append((f"{image.shape[-1]}ch", image, -1))
+    for (color, array, axis), (rows, cols) in itertools.product(versions, SWEEP_SIZES):
+        top, left = max(0, (array.shape[0] - rows) // 3), max(0, (array.shape[1] - cols) // 2)
+        crop = array[top : top + rows, left : left + cols]
+        dtypes = ("float32", "float64") if crop.dtype.kind == "f" else (crop.dtype.name, "float32", "float64")
+        for dtype in dtypes:
+            yield f"{color} {dtype}", _as_dtype(crop, dtype), axis
+
+
+def sweep_worst_differences():
+    """``{(colour+dtype, block_norm, transform_sqrt): worst abs difference}`` over everything."""
+    worst = {}
+    for name, image in sorted(_bundled_images().items()):
+        for label, array, axis in _sweep_cases(image):
+            options = itertools.product(SWEEP_ORIENTATIONS, SWEEP_CELLS, (False, True))
+            for i, (orientations, cell, sqrt) in enumerate(options):
+                block = SWEEP_BLOCKS[i % len(SWEEP_BLOCKS)]
+                if array.shape[0] < cell[0] * block[0] or array.shape[1] < cell[1] * block[1]:
+                    continue
+                kwargs = dict(orientations=orientations, pixels_per_cell=cell, cells_per_block=block,
+                              block_norm=BLOCK_NORMS[(i // 2) % 4], transform_sqrt=sqrt,
+                              channel_axis=axis, feature_vector=i % 3 != 0, visualize=i % 5 == 0)
+                expected, got = reference_hog(array, **kwargs), skimage_hog(array, **kwargs)
+                if kwargs["visualize"]:
+                    (expected, expected_picture), (got, picture) = expected, got
+                    key = (label, "visualize picture", sqrt)
+                    diff = float(np.abs(picture.numpy() - expected_picture).max() / max(1.0, np.abs(expected_picture).max()))
+                    worst[key] = max(worst.get(key, 0.0), diff)
+                assert tuple(got.shape) == expected.shape and got.numpy().dtype == expected.dtype, (name, kwargs)
+                key = (label, kwargs["block_norm"], sqrt)
+                worst[key] = max(worst.get(key, 0.0), float(np.abs(got.numpy() - expected).max()))
+    return worst
+
+
+@pytest.mark.slow
+def test_sweep_all_bundled_images():
+    worst = sweep_worst_differences()
+    for key in sorted(worst):
+        print(*key, f"{worst[key]:.3g}")
+    assert max(worst.values()) <= TOLERANCE, max(worst.items(), key=lambda item: item[1])
+
+
+def test_module_twin_in_sequential():
+    from torch_backend.hog import SkimageHOG
+
+    module = SkimageHOG(orientations=7, pixels_per_cell=(6, 6), cells_per_block=(2, 2), channel_axis=0)
+    assert "orientations=7" in repr(module) and "channel_axis=0" in repr(module)
+    image = IMAGES["astronaut_rgb_float"]
+    batch = torch.from_numpy(np.moveaxis(image, -1, 0).copy())[None]  # (1, C, H, W)
+    got = torch.nn.Sequential(module)(batch)[0]
+    expected = reference_hog(image, orientations=7, pixels_per_cell=(6, 6), cells_per_block=(2, 2), channel_axis=-1)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=TOLERANCE)

@@ -1,8 +1,10 @@
 """``gradhog hog IMAGE``: HOG features of a photo as a star-glyph picture next to the photo.
 
 Reads any Pillow-readable photo (EXIF orientation honoured, alpha dropped, 16-bit handled), computes
-:func:`torch_backend.hog.hog` at the photo's own size and writes ``photo | glyphs`` as one PNG;
-``--npy`` also saves the raw ``(C, Hc, Wc)`` float32 features.
+the HOG of ``--backend`` at the photo's own size and writes ``photo | glyphs`` as one PNG; ``--npy``
+also saves the raw features: ``(C, Hc, Wc)`` for ``uoctti``/``dalal``, the library's own descriptor
+(1-D) for ``skimage`` (``skimage.feature.hog`` defaults) and ``opencv`` (``cv2.HOGDescriptor``
+defaults, one window = the photo cropped to whole cells).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from .cli import CliError
 
 #: Longest side (pixels) of the glyph picture before the glyph tiles are shrunk below 21 px.
 MAX_GLYPH_PICTURE = 2048
+BACKENDS = ("uoctti", "dalal", "skimage", "opencv")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -28,7 +31,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("image", metavar="IMAGE", help="photo (any format Pillow reads)")
-    parser.add_argument("--variant", choices=("uoctti", "dalal"), default="uoctti", help="HOG variant (default uoctti)")
+    parser.add_argument(
+        "--backend", "--variant", dest="backend", choices=BACKENDS, default="uoctti",
+        help="uoctti / dalal (torch_backend.hog), skimage (skimage.feature.hog drop-in) or opencv "
+        "(cv2.HOGDescriptor drop-in); default uoctti",
+    )
     parser.add_argument("--cell-size", type=int, default=8, help="cell size in pixels (default 8)")
     parser.add_argument("--num-bins", type=int, default=9, help="orientation bins (default 9)")
     parser.add_argument("--bilinear", action="store_true", help="uoctti: bilinear orientation assignment (HOGb)")
@@ -54,11 +61,47 @@ def side_by_side(photo: np.ndarray, glyphs: np.ndarray, gap: int = 8) -> np.ndar
     return sheet
 
 
+def _features(photo: np.ndarray, args: argparse.Namespace):
+    """``(features to save, (bins, Hc, Wc) cell histograms to draw)`` of an ``H x W x 3`` photo."""
+    import torch
+
+    from .hog import hog, opencv_hog, skimage_hog
+    from .images import to_tensor
+
+    c, n = args.cell_size, args.num_bins
+    if args.backend in ("uoctti", "dalal"):
+        features = hog(to_tensor(photo), args.backend, c, n, args.bilinear)[0]
+        return features, features
+    gray = photo.astype(np.float64).mean(axis=-1)
+    if args.backend == "skimage":
+        features = skimage_hog(gray, orientations=n, pixels_per_cell=(c, c))
+        cells = skimage_hog(gray, orientations=n, pixels_per_cell=(c, c), cells_per_block=(1, 1),
+                            feature_vector=False)  # (Hc, Wc, 1, 1, n), each cell L2-Hys normalised
+        return features, cells[:, :, 0, 0].permute(2, 0, 1)
+    # opencv: one window = the photo cropped to whole cells, 2x2-cell blocks every cell.
+    bgr = np.ascontiguousarray(np.round(np.clip(photo[..., ::-1], 0, 1) * 255).astype(np.uint8))
+    rows, cols = photo.shape[0] // c, photo.shape[1] // c
+    settings = dict(win_size=(cols * c, rows * c), block_size=(2 * c, 2 * c), block_stride=(c, c),
+                    cell_size=(c, c), nbins=n)
+    features = opencv_hog(bgr[: rows * c, : cols * c], **settings)
+    # Blocks column by column, cells in a block column by column: average each cell's 4 copies.
+    blocks = features.view(cols - 1, rows - 1, 2, 2, n)
+    cells = torch.zeros(cols, rows, n)
+    for dx in (0, 1):
+        for dy in (0, 1):
+            cells[dx : dx + cols - 1, dy : dy + rows - 1] += blocks[:, :, dx, dy]
+    copies = torch.zeros(cols, rows, 1)
+    for dx in (0, 1):
+        for dy in (0, 1):
+            copies[dx : dx + cols - 1, dy : dy + rows - 1] += 1
+    return features, (cells / copies).permute(2, 1, 0)
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from .hog import hog, hog_cell_grid, hog_glyphs
-    from .images import load_image, save_image, to_tensor
+    from .hog import hog_glyphs
+    from .images import load_image, save_image
 
     if args.cell_size < 1:
         raise CliError(f"--cell-size must be a positive integer, got {args.cell_size}")
@@ -76,14 +119,16 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as error:
         raise CliError(str(error)) from None
     height, width = photo.shape[:2]
-    if min(height, width) < max(2 * args.cell_size, 3):
+    if args.bilinear and args.backend != "uoctti":
+        raise CliError("--bilinear is a uoctti option")
+    if min(height, width) < max(2 * args.cell_size, 3) or (args.backend == "skimage" and min(height, width) < 3 * args.cell_size):
         raise CliError(f"{image_path}: {width}x{height} pixels is too small for --cell-size {args.cell_size}")
 
     with torch.no_grad():
-        features = hog(to_tensor(photo), args.variant, args.cell_size, args.num_bins, args.bilinear)[0]
-    rows, cols = hog_cell_grid(height, width, args.variant, args.cell_size)
-    glyph_size = args.glyph_size or int(np.clip(MAX_GLYPH_PICTURE // max(rows, cols), 5, 21))
-    glyphs = hog_glyphs(features, args.variant, args.num_bins, glyph_size=glyph_size)
+        features, cells = _features(photo, args)
+    glyph_size = args.glyph_size or int(np.clip(MAX_GLYPH_PICTURE // max(cells.shape[1:]), 5, 21))
+    glyph_variant = "uoctti" if args.backend == "uoctti" else "dalal"  # dalal: plain unsigned bins
+    glyphs = hog_glyphs(cells, glyph_variant, args.num_bins, glyph_size=glyph_size)
     try:
         save_image(out, side_by_side(photo, glyphs))
         if args.npy:
@@ -92,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(error)) from None
     saved = f" and {args.npy}" if args.npy else ""
     print(
-        f"{image_path}: {width}x{height} px -> {args.variant} HOG {tuple(features.shape)} "
-        f"(channels x cell rows x cell cols); wrote {out}{saved}"
+        f"{image_path}: {width}x{height} px -> {args.backend} HOG {tuple(features.shape)} "
+        f"({'channels x cell rows x cell cols' if features.ndim == 3 else 'descriptor'}); wrote {out}{saved}"
     )
     return 0

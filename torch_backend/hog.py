@@ -48,6 +48,11 @@ __all__ = [
     "num_feature_channels",
     "uoctti_flip_permutation",
     "hog_glyphs",
+    "HOG",
+    "skimage_hog",
+    "SkimageHOG",
+    "opencv_hog",
+    "OpenCVHOG",
 ]
 
 VARIANTS = ("uoctti", "dalal")
@@ -848,4 +853,30 @@ def hog_glyphs(
     return (picture / scale).astype(np.float32)
 
 
-from .hog_skimage import skimage_hog  # noqa: E402,F401  (the scikit-image drop-in)
+class HOG(torch.nn.Module):
+    """``nn.Module`` twin of :func:`hog`: ``(B, C, H, W)`` -> the features of ``variant``.
+
+    Works in ``nn.Sequential`` and under ``torch.compile`` (same values); not under
+    ``torch.jit.script`` (keyword-only arguments and ``autograd.Function``s with hand-written
+    backward passes are outside TorchScript).
+    """
+
+    def __init__(self, variant: str = "uoctti", cell_size: int = 8, num_bins: int = 9,
+                 bilinear_orientation: bool = False, *, vlfeat_rounding: bool = True):
+        super().__init__()
+        _check_variant(variant)
+        self.variant, self.cell_size, self.num_bins = variant, int(cell_size), int(num_bins)
+        self.bilinear_orientation, self.vlfeat_rounding = bool(bilinear_orientation), bool(vlfeat_rounding)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return hog(image, self.variant, self.cell_size, self.num_bins, self.bilinear_orientation,
+                   vlfeat_rounding=self.vlfeat_rounding)
+
+    def extra_repr(self) -> str:
+        return (f"variant={self.variant!r}, cell_size={self.cell_size}, num_bins={self.num_bins}, "
+                f"bilinear_orientation={self.bilinear_orientation}, vlfeat_rounding={self.vlfeat_rounding}")
+
+
+# The drop-ins for scikit-image and OpenCV.
+from .hog_skimage import SkimageHOG, skimage_hog  # noqa: E402,F401
+from .hog_opencv import OpenCVHOG, opencv_hog  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""A differentiable drop-in for ``skimage.feature.hog`` (scikit-image 0.25).
+"""A differentiable drop-in for ``skimage.feature.hog`` (scikit-image 0.25 and 0.26: same ``_hog.py``).
 
 :func:`skimage_hog` returns the same values as ``skimage.feature.hog`` for the same image and the
 same keyword arguments, as a torch tensor that autograd can differentiate with respect to the image.
@@ -19,9 +19,12 @@ Gradients flow through the magnitudes (the bin choice is piecewise constant, as 
 Where the math has no finite derivative (``sqrt`` at 0 in ``transform_sqrt`` and ``L1-sqrt``, the
 magnitude of a zero gradient) the backward pass uses 0, so gradients are never NaN/inf.
 
-The one numerical difference to scikit-image: its Cython loop sums each cell in a float32
-accumulator, while here the sums are accumulated in the working dtype (float64 for float64 input);
-the outputs agree to ~1e-7 (measured max abs difference 1.2e-7 over the tests' images).
+Discrete choices (dominant channel, orientation bin) are scikit-image's bit for bit: torch's
+vectorised ``sqrt``/``hypot``/``atan2`` can be one ulp off, so pixels within rounding of a
+channel tie or a bin edge are re-decided with numpy exactly as ``_hog.py`` computes them (see
+:class:`_ReferenceGradients`). The one numerical difference left: scikit-image's Cython loop sums
+each cell in a float32 accumulator, here in float64; the outputs agree to ~1e-7 (largest
+difference over all bundled images, options and dtypes in the slow sweep test: see the tests).
 
 Usage (numpy in, torch out)::
 
@@ -114,6 +117,30 @@ def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
     return torch.where(positive, torch.sqrt(torch.where(positive, x, torch.ones_like(x))), 0.0)
 
 
+class _ExactSqrt(torch.autograd.Function):
+    """Correctly rounded ``sqrt(x)`` of ``x >= 0`` (numpy's, as scikit-image), derivative 0 at 0.
+
+    torch's CPU ``sqrt`` is one ulp off for ~3% of values (e.g. ``sqrt(2.0)``); in float32 one
+    ulp of ``sqrt(x)`` is ~1e-5 of a small gradient ``sqrt(a) - sqrt(b)``, so it would show in
+    the features. Other devices use their own (IEEE) ``sqrt``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu":
+            root = torch.from_numpy(np.sqrt(x.detach().numpy()))
+        else:
+            root = torch.sqrt(x)
+        ctx.save_for_backward(root)
+        return root
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (root,) = ctx.saved_tensors
+        positive = root > 0
+        return torch.where(positive, 0.5 * grad / torch.where(positive, root, 1.0), 0.0)
+
+
 class _SafeHypot(torch.autograd.Function):
     """``hypot(a, b)`` whose derivative is 0 (not NaN) where ``a = b = 0``."""
 
@@ -138,30 +165,112 @@ def _channel_gradients(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return g_row, g_col
 
 
-def _orientation_bins(g_row: torch.Tensor, g_col: torch.Tensor, orientations: int) -> torch.Tensor:
+class _ReferenceGradients:
+    """scikit-image's per-channel gradients, bit for bit, at a few pixels (numpy, CPU).
+
+    torch's vectorised ``sqrt``, ``hypot`` and ``atan2`` are not always correctly rounded (one
+    ulp off on ~1% of values), while scikit-image's choices -- the dominant channel and the
+    orientation bin -- are discrete and flip on one ulp near a tie or a bin edge. The bulk is
+    decided with torch; the few pixels close to a decision are redone here exactly as
+    ``_hog.py`` does: numpy ``sqrt`` of the same float values, the same differences, ``hypot``
+    in the image's float dtype, ``argmax`` (first channel on ties) and ``arctan2`` in float64.
+    """
+
+    def __init__(self, image: torch.Tensor, transform_sqrt: bool):
+        self.image = image.detach()  # (B, C, H, W), before the sqrt
+        self.transform_sqrt = transform_sqrt
+
+    def _values(self, b, rows, cols) -> np.ndarray:
+        values = self.image[b, :, rows, cols].cpu().numpy()  # (k, C) in the image's dtype
+        return np.sqrt(values) if self.transform_sqrt else values
+
+    def channels(self, where) -> tuple[np.ndarray, np.ndarray]:
+        """``(k, C)`` row and column gradients of every channel at pixels ``where = (b, r, c)``."""
+        b, r, c = where
+        height, width = self.image.shape[-2:]
+        g_row = self._values(b, (r + 1).clamp(max=height - 1), c) - self._values(b, (r - 1).clamp(min=0), c)
+        g_col = self._values(b, r, (c + 1).clamp(max=width - 1)) - self._values(b, r, (c - 1).clamp(min=0))
+        # scikit-image sets the one-sided gradients of the first and last row / column to 0.
+        g_row[((r == 0) | (r == height - 1)).cpu().numpy()] = 0
+        g_col[((c == 0) | (c == width - 1)).cpu().numpy()] = 0
+        return g_row, g_col
+
+    def dominant(self, where) -> np.ndarray:
+        """``(k,)`` channel of the largest gradient magnitude (numpy ``argmax``: first on ties)."""
+        g_row, g_col = self.channels(where)
+        return np.hypot(g_row, g_col).argmax(axis=1)
+
+    def orientation(self, where, channel: torch.Tensor | None) -> np.ndarray:
+        """``(k,)`` float64 angle in degrees, ``rad2deg(arctan2(g_row, g_col)) % 180``."""
+        g_row, g_col = self.channels(where)
+        pick = np.zeros(len(g_row), dtype=np.int64) if channel is None else channel.cpu().numpy()
+        picked_row = np.ascontiguousarray(np.take_along_axis(g_row, pick[:, None], 1)[:, 0], dtype=np.float64)
+        picked_col = np.ascontiguousarray(np.take_along_axis(g_col, pick[:, None], 1)[:, 0], dtype=np.float64)
+        return np.rad2deg(np.arctan2(picked_row, picked_col)) % 180
+
+
+def _gradient_tolerance(image: torch.Tensor) -> float:
+    """Bound on how far torch's gradients can be from scikit-image's (a few ulps of the image)."""
+    return 8.0 * torch.finfo(image.dtype).eps * float(image.detach().abs().max())
+
+
+def _dominant_channel(
+    g_row: torch.Tensor, g_col: torch.Tensor, reference: _ReferenceGradients, tolerance: float
+) -> torch.Tensor:
+    """``(B, 1, H, W)`` index of the channel with the largest gradient magnitude (first on ties).
+
+    Pixels where another channel with a different gradient comes within rounding of the largest
+    magnitude are decided by :class:`_ReferenceGradients` (e.g. ``(a - b) / 255`` in two
+    channels with equal integer differences, or ``hypot(3, 4) == hypot(4, 3)``).
+    """
+    g_row, g_col = g_row.detach(), g_col.detach()
+    magnitude = torch.hypot(g_row, g_col)
+    dominant = magnitude.argmax(dim=1, keepdim=True)
+    top = magnitude.gather(1, dominant)
+    close = (top - magnitude) <= 8.0 * torch.finfo(magnitude.dtype).eps * top + 2.0 * tolerance
+    differs = (g_row != g_row.gather(1, dominant)) | (g_col != g_col.gather(1, dominant))
+    fragile = (close & differs).any(dim=1)
+    if bool(fragile.any()):
+        where = fragile.nonzero(as_tuple=True)
+        exact = torch.from_numpy(reference.dominant(where)).to(dominant.device)
+        dominant[where[0], 0, where[1], where[2]] = exact
+    return dominant
+
+
+def _orientation_bins(
+    g_row: torch.Tensor,
+    g_col: torch.Tensor,
+    orientations: int,
+    reference: _ReferenceGradients,
+    channel: torch.Tensor | None,
+    tolerance: float,
+) -> torch.Tensor:
     """Bin index in ``[0, orientations]`` per pixel; ``orientations`` means "in no bin".
 
     Matches ``_hoghistogram.pyx``: the angle is ``rad2deg(arctan2(g_row, g_col)) % 180`` in float64
     and bin ``i`` holds ``edge[i] <= angle < edge[i + 1]`` with ``edge[i] = 180. / n * i`` in
     double precision; angles at or above ``edge[n]`` (if it rounds below 180) are in no bin.
 
-    The bulk is binned with torch in the gradients' dtype; only the pixels within
-    ``_EDGE_TOLERANCE_DEG`` of an edge, where one ulp decides, are redone exactly with numpy's
-    (libm's) float64 ``arctan2``, as scikit-image does. torch's vectorised ``atan2`` can differ by
-    one ulp, which matters for pixels lying exactly on an edge -- common in 8-bit photos (45 degree
-    diagonals with ``|g_row| == |g_col|``, 90 degree verticals). The bin choice carries no gradient.
+    The bulk is binned with torch in the gradients' dtype; the pixels whose angle may be within
+    rounding of an edge (``_EDGE_TOLERANCE_DEG`` plus the angle error that a gradient error of
+    ``tolerance`` can cause) are redone exactly by ``reference`` in the dominant ``channel``
+    (``(B, 1, H, W)``, or ``None`` for gray). Edges are common in 8-bit photos: 45 degree
+    diagonals with ``|g_row| == |g_col|``, 90 degree verticals. The bin choice carries no gradient.
     """
     g_row, g_col = g_row.detach(), g_col.detach()
     width = 180.0 / orientations
     # Position in units of bins, wrapped into [0, orientations).
     scaled = torch.remainder(torch.atan2(g_row, g_col) * (180.0 / math.pi / width), orientations)
     bins = scaled.floor().clamp_(0, orientations - 1).to(torch.int64)
-    near = (scaled - scaled.round()).abs_() < _EDGE_TOLERANCE_DEG / width
+    magnitude = torch.hypot(g_row, g_col)
+    # |d angle| <= sqrt(2) * gradient error / magnitude radians = 81 * error / magnitude degrees.
+    # A zero magnitude votes 0 into whichever bin, so it needs no exact bin.
+    distance = (scaled - scaled.round()).abs_() * width
+    near = (distance * magnitude < _EDGE_TOLERANCE_DEG * magnitude + 81.0 * tolerance) & (magnitude > 0)
     if bool(near.any()):
         where = near.nonzero(as_tuple=True)
-        rows = g_row[where].to(torch.float64).cpu().numpy()
-        cols = g_col[where].to(torch.float64).cpu().numpy()
-        angle = np.rad2deg(np.arctan2(rows, cols)) % 180
+        pick = None if channel is None else channel[where[0], 0, where[1], where[2]]
+        angle = reference.orientation(where, pick)
         exact = np.clip(np.floor(angle / width), 0, orientations - 1)
         # ``width * i`` is the Cython edge bit for bit (one IEEE multiplication).
         exact -= angle < exact * width
@@ -346,24 +455,57 @@ def skimage_hog(
     if transform_sqrt:
         if (image < 0).any():
             raise ValueError("skimage_hog: transform_sqrt=True needs non-negative image values")
-        image = _safe_sqrt(image)
+    reference = _ReferenceGradients(image, transform_sqrt)
+    if transform_sqrt:
+        image = _ExactSqrt.apply(image)
+    tolerance = _gradient_tolerance(image)
 
     g_row, g_col = _channel_gradients(image)
+    dominant = None
     if image.shape[1] > 1:
-        # Dominant channel = largest gradient magnitude; argmax picks the first on ties, as numpy.
-        dominant = torch.hypot(g_row.detach(), g_col.detach()).argmax(dim=1, keepdim=True)
+        dominant = _dominant_channel(g_row, g_col, reference, tolerance)
         g_row = g_row.gather(1, dominant)
         g_col = g_col.gather(1, dominant)
     g_row, g_col = g_row[:, 0], g_col[:, 0]
 
-    bins = _orientation_bins(g_row, g_col, orientations)
-    histogram = _cell_histograms(_SafeHypot.apply(g_row, g_col), bins, cell, orientations)
-    features = _normalize_blocks(histogram, block, block_norm)
+    bins = _orientation_bins(g_row, g_col, orientations, reference, dominant, tolerance)
+    # scikit-image casts the chosen gradients to float64 for the histograms and normalizes in
+    # float64 (MPS has no float64: there float32 throughout).
+    work = torch.float64 if g_row.device.type != "mps" else g_row.dtype
+    magnitude = _SafeHypot.apply(g_row.to(work), g_col.to(work))
+    histogram = _cell_histograms(magnitude, bins, cell, orientations)
+    features = _normalize_blocks(histogram, block, block_norm).to(image.dtype)
 
     if feature_vector:
         features = features.reshape(features.shape[0], -1)
-    hog_image = _glyph_image(histogram, (height, width), cell) if visualize else None
+    hog_image = _glyph_image(histogram, (height, width), cell).to(image.dtype) if visualize else None
     if not batched:
         features = features[0]
         hog_image = hog_image[0] if visualize else None
     return (features, hog_image) if visualize else features
+
+
+class SkimageHOG(torch.nn.Module):
+    """``nn.Module`` twin of :func:`skimage_hog` (same keyword arguments, fixed at construction).
+
+    ``forward(image)`` takes what :func:`skimage_hog` takes (e.g. ``(B, H, W)`` gray or, with
+    ``channel_axis=0``, ``(B, C, H, W)``) and returns the features (and the picture with
+    ``visualize=True``). Works in ``nn.Sequential`` and under ``torch.compile`` (same values;
+    graph breaks at the NumPy re-decisions of near-tie pixels); not under ``torch.jit.script``
+    (keyword-argument expansion, NumPy decisions and ``autograd.Function``s are outside it).
+    """
+
+    def __init__(self, orientations: int = 9, pixels_per_cell=(8, 8), cells_per_block=(3, 3),
+                 block_norm: str = "L2-Hys", visualize: bool = False, transform_sqrt: bool = False,
+                 feature_vector: bool = True, channel_axis=None):
+        super().__init__()
+        self.settings = dict(orientations=orientations, pixels_per_cell=tuple(pixels_per_cell),
+                             cells_per_block=tuple(cells_per_block), block_norm=block_norm,
+                             visualize=visualize, transform_sqrt=transform_sqrt,
+                             feature_vector=feature_vector, channel_axis=channel_axis)
+
+    def forward(self, image):
+        return skimage_hog(image, **self.settings)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{key}={value!r}" for key, value in self.settings.items())
