@@ -2,7 +2,6 @@
 user's intrinsics, and the mesh validated, simplified and scaled to unit radius."""
 from __future__ import annotations
 
-import collections
 import dataclasses
 import hashlib
 import math
@@ -14,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..images import load_image, rgb_to_gray
+from ..lru import LRU
 from ..simplify import simplify_to_budget
 from ..camera import Intrinsics, project_camera_points, transform_points, world_to_camera
 
@@ -165,21 +165,16 @@ def prepare_mesh(vertices, faces, max_faces: int = 2000) -> PreparedMesh:
     digest.update(str(int(max_faces)).encode())
     key = digest.hexdigest()
     if key in _PREPARED_MESHES:  # a batch of photos of one mesh simplifies it once
-        _PREPARED_MESHES.move_to_end(key)
-        return _PREPARED_MESHES[key]
+        return _PREPARED_MESHES.get(key)
     if tris.shape[0] > max_faces:
         simplified = simplify_to_budget(verts.numpy(), tris.numpy(), int(max_faces))
         verts = torch.as_tensor(simplified.vertices, dtype=torch.float64)
         tris = torch.as_tensor(simplified.faces, dtype=torch.int64)
-    prepared = PreparedMesh((verts / radius).to(torch.float32), tris, radius, key)
-    _PREPARED_MESHES[key] = prepared
-    while len(_PREPARED_MESHES) > 4:
-        _PREPARED_MESHES.popitem(last=False)
-    return prepared
+    return _PREPARED_MESHES.put(key, PreparedMesh((verts / radius).to(torch.float32), tris, radius, key))
 
 
 #: Prepared (validated, simplified, scaled) meshes by content hash, most recent last.
-_PREPARED_MESHES: "collections.OrderedDict[str, PreparedMesh]" = collections.OrderedDict()
+_PREPARED_MESHES = LRU(4)
 
 
 def load_photo(photo) -> Tuple[np.ndarray, Optional[np.ndarray]]:
