@@ -2,11 +2,12 @@
 
 The core, ``torch_backend``, is a top-level package in a checkout (and a pip install); the add-on
 zip vendors it as ``blender_gradhog.torch_backend``. :data:`package` is the vendored copy when there
-is one, else the installed package: :func:`_find_package` is the one vendored-or-installed switch
-(by module name, because the zip may hold no top-level ``torch_backend`` import). Its torch-free
-parts (``cli``, ``LRU``, the pose options) are imported at once; :func:`core` imports the torch
-ones on first use, so the add-on registers (and says how to install PyTorch) in a Blender without
-torch, or even without NumPy.
+is one, else the installed package: :func:`_find_package` is the one vendored-or-installed switch.
+It goes by module name because no statement in the zip may import a top-level ``torch_backend``,
+which Blender does not have (``tests/test_build_addon.py`` checks). The core's torch-free parts
+(``cli``, ``LRU``, the pose options) are imported at once; :func:`core` imports the torch ones on
+first use, so the add-on registers (and says how to install PyTorch) in a Blender without torch,
+or even without NumPy.
 """
 from __future__ import annotations
 

@@ -364,7 +364,7 @@ def apply(job: AlignJob, result, *, camera=None) -> dict:
 
 
 def result_dict(job: AlignJob, result, *, camera=None, lens_mm: float | None = None) -> dict:
-    """The result as JSON-ready values (the ``gradhog align`` output of issue 5)."""
+    """The result as JSON-ready values (what ``gradhog align`` writes)."""
     settings = job.intrinsics.to_blender_dict()
     values = pose_values(result.pose)
     candidates = []

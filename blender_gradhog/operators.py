@@ -1,9 +1,11 @@
 """Operators of the GradHOG panel: thin wrappers over :mod:`blender_gradhog.api`.
 
-The Align Camera operator is modal: Blender data is gathered and the coarse views are rendered on
-the main thread, the torch work runs on a worker thread (no ``bpy`` there), a timer pumps its
-progress into the window manager's progress bar and the header, and the camera is written on the
-main thread at the end as one undo step. Esc or right-click cancels and nothing is changed.
+Align Camera reads as the pipeline: the panel's settings become ``api.prepare`` keywords
+(:func:`blender_gradhog.options.from_panel`), :func:`api.prepare` gathers Blender data and renders
+the coarse views on the main thread, :func:`api.solve` runs on a worker thread (no ``bpy`` there;
+:mod:`blender_gradhog.worker` pumps its progress into the progress bar and the header), and
+:func:`api.apply` writes the camera on the main thread at the end as one undo step. Esc or
+right-click cancels and nothing is changed.
 """
 from __future__ import annotations
 
