@@ -120,6 +120,15 @@ def test_panel_properties_and_defaults():
                  "hog_variant", "starts", "iterations", "lock_focal_length", "candidates"):
         assert name in settings.bl_rna.properties, name
     assert settings.bl_rna.properties["photo_path"].subtype == 'FILE_PATH'
+    # The pose settings' defaults and the HOG variants are PoseOptions', and reach the backend.
+    from blender_gradhog import options
+
+    for name in options.EXPOSED:
+        assert getattr(settings, name) == options.PoseOptions.default(name), name
+    assert tuple(item.identifier for item in settings.bl_rna.properties["hog_variant"].enum_items) == options.HOG_VARIANTS
+    assert options.from_panel(settings)["options"] == options.PoseOptions()
+    settings.hog_variant = 'dalal'
+    assert options.from_panel(settings)["options"].hog_variant == 'dalal'
     # The object pickers offer only meshes (target) and cameras (camera).
     from blender_gradhog import properties
 
