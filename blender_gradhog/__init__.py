@@ -19,16 +19,9 @@ _registered: list = []
 
 
 def _modules():
-    from . import operators, panel, properties
+    from . import operators, panel, preferences, properties
 
-    modules = [properties, operators, panel]
-    try:
-        from . import preferences
-    except ImportError as error:  # written in parallel; the add-on works without it
-        print(f"GradHOG: preferences unavailable ({error})")
-    else:
-        modules.insert(0, preferences)
-    return modules
+    return [preferences, properties, operators, panel]
 
 
 def register():

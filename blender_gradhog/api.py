@@ -12,74 +12,20 @@ Nothing in the scene changes before :func:`apply`, so an error or a cancellation
 """
 from __future__ import annotations
 
-import collections
 import hashlib
-import importlib
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import bpy
 
-from . import _backend
+from . import scene as blender_scene
+from ._backend import LRU, TORCH_MISSING, core, np  # noqa: F401  (TORCH_MISSING: part of the script API)
+from .errors import AlignCancelled, AlignError
+from .options import PoseOptions, pose_options
 
-
-class LazyModule:
-    """A module imported on first use. NumPy (and what needs it) must not be imported when the
-    add-on registers: Blender builds without NumPy still show the panel and say what to install."""
-
-    def __init__(self, name: str):
-        self._module_name = name
-        self._module = None
-
-    def __getattr__(self, attribute: str):
-        if attribute.startswith("__"):
-            raise AttributeError(attribute)
-        if self._module is None:
-            self._module = importlib.import_module(self._module_name)
-        return getattr(self._module, attribute)
-
-
-np = LazyModule("numpy")
-blender_scene = LazyModule(f"{__package__}.scene")
-
-TORCH_MISSING = "PyTorch is not installed: open Preferences ▸ Add-ons ▸ GradHOG ▸ Install PyTorch"
-
-class AlignError(RuntimeError):
-    """The alignment cannot run or did not finish; the message is meant for the user (one line)."""
-
-
-class AlignCancelled(AlignError):
-    """The user (or a callback returning False) cancelled the alignment; nothing was changed."""
-
-
-def load_backend(name: str):
-    """``torch_backend.<name>``, or :class:`AlignError` telling how to install PyTorch."""
-    try:
-        from . import deps
-
-        deps.ensure_torch_path(__package__)  # a PyTorch installed from the add-on preferences
-    except ImportError:
-        pass
-    try:
-        import numpy  # noqa: F401  (installed with PyTorch by the preferences' button)
-        import torch  # noqa: F401  (the most common missing piece, named in the message)
-    except ImportError:
-        raise AlignError(TORCH_MISSING) from None
-    try:
-        from . import deps
-
-        # torch.ops/torch.classes look like add-ons to Blender's quit handler; hide them.
-        deps.hide_torch_from_addon_utils()
-    except ImportError:
-        pass
-    try:
-        return _backend.load(name)
-    except ModuleNotFoundError as error:
-        if (error.name or "").split(".")[0] in ("torch", "numpy"):
-            raise AlignError(TORCH_MISSING) from None
-        raise
+__all__ = ["align", "prepare", "solve", "apply", "AlignJob", "AlignError", "AlignCancelled", "PoseOptions"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,6 +53,7 @@ def resolve_photo(photo) -> bpy.types.Image:
 
 
 def _mask_array(mask, shape, masks) -> np.ndarray:
+    """An ``(H, W)`` bool mask from an image, a path or an array."""
     if isinstance(mask, (str, os.PathLike)) or isinstance(mask, bpy.types.Image):
         image = resolve_photo(mask)
         rgba = blender_scene.image_pixels(image)
@@ -126,8 +73,9 @@ class AlignJob:
         mesh: the target's evaluated mesh in its mesh frame (scene units).
         intrinsics: ``torch_backend.camera.Intrinsics`` of the photo (resolution = photo size).
         coarse_views: Blender-rendered coarse views or ``None`` (the backend renders its own).
-        options: extra keyword options for ``estimate_pose``.
+        options: the :class:`PoseOptions` of ``estimate_pose``; device: ``'cpu'`` or ``'cuda'``.
         camera_name, object_name, scene_name, photo_name: what :func:`apply` writes to.
+        pending_views: a :class:`CoarseViewJob` still to render (``prepare(coarse_views='later')``).
     """
 
     photo: np.ndarray
@@ -136,10 +84,8 @@ class AlignJob:
     mesh: blender_scene.MeshData
     intrinsics: Any
     coarse_views: Any
-    options: dict
-    top_k: int
+    options: PoseOptions
     device: str
-    seed: int
     camera_name: str | None
     object_name: str
     scene_name: str
@@ -147,13 +93,12 @@ class AlignJob:
     cue: str
     lock_focal_length: bool = True
     prepare_seconds: float = 0.0
-    ignored_options: list = field(default_factory=list)
-    pending_views: Any = None  # a CoarseViewJob still to render (prepare(coarse_views='later'))
+    pending_views: Any = None
 
 
 def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_source: str = 'ALPHA',
-            top_k: int = 3, device: str = 'cpu', seed: int = 0, lock_focal_length: bool = True,
-            coarse_views: bool = True, depsgraph=None, **options) -> AlignJob:
+            device: str = 'cpu', lock_focal_length: bool = True, coarse_views: bool = True, depsgraph=None,
+            options: PoseOptions | None = None, **overrides) -> AlignJob:
     """Gather the photo, cues, evaluated mesh and intrinsics, and render the coarse views (main thread).
 
     Args:
@@ -168,22 +113,48 @@ def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_s
         coarse_views: render the coarse views with Blender now (True), let the backend render
             them (False), or ``'later'``: ``job.pending_views`` is a :class:`CoarseViewJob` to
             render step by step (its temporary scene exists until it finishes or is closed).
-        options: passed on to ``estimate_pose`` (e.g. ``iterations``, ``starts``, ``hog_variant``).
+        options: the :class:`PoseOptions` of ``estimate_pose`` (default: its defaults);
+            ``overrides`` replace some of them (e.g. ``top_k=5, iterations=40, hog_variant='dalal'``).
 
     Raises:
         AlignError: with a one-line reason; the scene is unchanged.
     """
     started = time.perf_counter()
+    options = pose_options(overrides, base=options)
     scene = scene or bpy.context.scene
     if obj is None:
         raise AlignError("no target object: pick the mesh seen in the photo")
     if camera is not None and camera.type != 'CAMERA':
         raise AlignError(f"{camera.name!r} is not a camera")
     camera = camera or scene.camera
-    pose = load_backend("pose")
-    camera_module = load_backend("camera")
-    masks = load_backend("masks")
+    core()  # without PyTorch, say how to install it before anything else can fail
     image = resolve_photo(photo)
+    _check_device(device)
+    try:
+        rgba = blender_scene.image_pixels(image)
+        mesh = blender_scene.mesh_arrays(obj, depsgraph)
+    except blender_scene.SceneError as error:
+        raise AlignError(str(error)) from None
+    height, width = rgba.shape[:2]
+    bbox, mask_array = _object_cues(image, rgba, bbox, mask, mask_source)
+    cue = "mask" if mask_array is not None else "box" if bbox is not None else "photo"
+    intrinsics = photo_intrinsics(camera, width, height)
+    views = pending = None
+    if coarse_views == 'later':  # the caller renders them step by step (modal operator)
+        pending = CoarseViewJob(mesh, intrinsics, options)
+        views = pending.views  # already there when cached
+    elif coarse_views:
+        views = CoarseViewJob(mesh, intrinsics, options).render_all()
+    return AlignJob(
+        photo=np.ascontiguousarray(rgba[..., :3]), mask=mask_array, bbox=bbox, mesh=mesh,
+        intrinsics=intrinsics, coarse_views=views, options=options, device=device,
+        camera_name=camera.name if camera else None, object_name=obj.name, scene_name=scene.name,
+        photo_name=image.name, cue=cue, lock_focal_length=lock_focal_length,
+        prepare_seconds=time.perf_counter() - started, pending_views=pending if views is None else None,
+    )
+
+
+def _check_device(device: str) -> None:
     if device not in ('cpu', 'cuda'):
         raise AlignError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if device == 'cuda':
@@ -191,17 +162,17 @@ def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_s
 
         if not torch.cuda.is_available():
             raise AlignError("device CUDA was chosen but this PyTorch has no usable CUDA GPU: pick CPU")
-    try:
-        rgba = blender_scene.image_pixels(image)
-        mesh = blender_scene.mesh_arrays(obj, depsgraph)
-    except blender_scene.SceneError as error:
-        raise AlignError(str(error)) from None
-    height, width = rgba.shape[:2]
+
+
+def _object_cues(image, rgba: np.ndarray, bbox, mask, mask_source: str) -> tuple:
+    """``(bbox, mask)`` checked against the photo: the box as a tuple or None, an ``(H, W)`` bool mask or None."""
+    masks = core().masks
+    shape = rgba.shape[:2]
     try:
         if bbox is not None:
-            bbox = tuple(masks.validate_box(bbox, (height, width)))
+            bbox = tuple(masks.validate_box(bbox, shape))
         if mask is not None:
-            mask_array = _mask_array(mask, (height, width), masks)
+            mask_array = _mask_array(mask, shape, masks)
         elif mask_source == 'IMAGE':
             raise AlignError("mask source is 'Mask Image' but no mask image is set")
         elif mask_source == 'ALPHA' and blender_scene.image_has_alpha(image, rgba):
@@ -212,50 +183,22 @@ def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_s
             raise AlignError("mask source is 'Auto from Box' but no crop box is set")
     except ValueError as error:
         raise AlignError(str(error)) from None
-    cue = "mask" if mask_array is not None else "box" if bbox is not None else "photo"
-    intrinsics = photo_intrinsics(camera_module, camera, width, height)
-    views = pending = None
-    if coarse_views == 'later':  # the caller renders them step by step (modal operator)
-        pending = CoarseViewJob(pose, camera_module, mesh, intrinsics, options)
-        views = pending.views  # already there when cached
-    elif coarse_views:
-        views = render_coarse_views(pose, camera_module, mesh, intrinsics, options)
-    accepted, ignored = _split_options(pose, options)
-    return AlignJob(
-        photo=np.ascontiguousarray(rgba[..., :3]), mask=mask_array, bbox=bbox, mesh=mesh,
-        intrinsics=intrinsics, coarse_views=views, options=accepted, top_k=int(top_k),
-        device=device, seed=int(seed), camera_name=camera.name if camera else None,
-        object_name=obj.name, scene_name=scene.name, photo_name=image.name, cue=cue,
-        lock_focal_length=lock_focal_length, prepare_seconds=time.perf_counter() - started,
-        ignored_options=ignored, pending_views=pending if views is None else None,
-    )
+    return bbox, mask_array
 
 
-def photo_intrinsics(camera_module, camera, width: int, height: int):
+def photo_intrinsics(camera, width: int, height: int):
     """Intrinsics of ``camera`` (Blender's 50 mm / 36 mm defaults without one) at the photo's size."""
     data = camera.data if camera is not None else None
     values = {"resolution_x": width, "resolution_y": height}
     if data is not None:
         values.update(lens=data.lens, sensor_width=data.sensor_width, sensor_height=data.sensor_height,
                       sensor_fit=data.sensor_fit)
-    return camera_module.Intrinsics.from_blender_dict(values)
-
-
-def backend_accepts(pose, option: str) -> bool:
-    """Whether ``estimate_pose`` documents ``option`` (it rejects unknown options with an error)."""
-    return f"``{option}" in (pose.estimate_pose.__doc__ or "")
-
-
-def _split_options(pose, options: dict) -> tuple[dict, list]:
-    """Options ``estimate_pose`` knows, and the names of those it does not (dropped, reported)."""
-    accepted = {k: v for k, v in options.items() if backend_accepts(pose, k)}
-    return accepted, sorted(set(options) - set(accepted))
+    return core().camera.Intrinsics.from_blender_dict(values)
 
 
 # Coarse views depend on the mesh, the field of view and the grid only, not on the photo: a batch of
 # photos of one mesh renders them once. Keyed by a hash of all three; a few meshes are kept.
-_VIEW_CACHE: "collections.OrderedDict[str, Any]" = collections.OrderedDict()
-_VIEW_CACHE_SIZE = 4
+_VIEW_CACHE = LRU(4)
 
 
 def _view_cache_key(mesh, view_camera: dict, grid: dict) -> str:
@@ -275,18 +218,17 @@ class CoarseViewJob:
     read ``views``; :meth:`close` removes the temporary render scene (also on cancel).
     """
 
-    def __init__(self, pose, camera_module, mesh, intrinsics, options):
-        grid = {k: options[k] for k in ("azimuth_step", "elevations") if k in options}
-        self._pose = pose
+    def __init__(self, mesh: blender_scene.MeshData, intrinsics, options: PoseOptions):
+        pose, camera = core().pose, core().camera
+        grid = {"azimuth_step": options.azimuth_step, "elevations": options.elevations}
         self._view_camera = pose.coarse_view_intrinsics(intrinsics)
         self._key = _view_cache_key(mesh, self._view_camera, grid)
         self.views = _VIEW_CACHE.get(self._key)
         self._renderer = None
         if self.views is not None:
-            _VIEW_CACHE.move_to_end(self._key)
             return
         self._poses = list(pose.coarse_view_poses(mesh.vertices, intrinsics, **grid))
-        matrices = camera_module.camera_to_world(
+        matrices = camera.camera_to_world(
             [p.azimuth for p in self._poses], [p.elevation for p in self._poses],
             [p.distance for p in self._poses], [p.roll for p in self._poses], dtype=_float64())
         width, height = (int(v) for v in self._view_camera["resolution"])
@@ -309,15 +251,14 @@ class CoarseViewJob:
             return True
         if not self._renderer.render_some(seconds):
             return False
-        self.views = self._pose.CoarseViews(images=self._renderer.shaded, silhouettes=self._renderer.silhouettes,
-                                            poses=self._poses, intrinsics=self._view_camera)
-        _VIEW_CACHE[self._key] = self.views
-        while len(_VIEW_CACHE) > _VIEW_CACHE_SIZE:
-            _VIEW_CACHE.popitem(last=False)
+        self.views = _VIEW_CACHE.put(self._key, core().pose.CoarseViews(
+            images=self._renderer.shaded, silhouettes=self._renderer.silhouettes, poses=self._poses,
+            intrinsics=self._view_camera))
         self.close()
         return True
 
     def render_all(self):
+        """Render every view now (cached); returns the backend's ``CoarseViews``."""
         try:
             self.render_some(seconds=float("inf"))
         finally:
@@ -328,11 +269,6 @@ class CoarseViewJob:
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
-
-
-def render_coarse_views(pose, camera_module, mesh, intrinsics, options):
-    """All coarse views at once (cached); see :class:`CoarseViewJob`."""
-    return CoarseViewJob(pose, camera_module, mesh, intrinsics, options).render_all()
 
 
 def _float64():
@@ -352,12 +288,11 @@ def solve(job: AlignJob, callback: Callable[[float, str], bool] | None = None):
         AlignCancelled: cancelled through the callback.
         AlignError: the backend rejected the inputs (one-line reason).
     """
-    pose = load_backend("pose")
+    pose = core().pose
     try:
         return pose.estimate_pose(
-            job.photo, job.mesh.vertices, job.mesh.faces, job.intrinsics, bbox=job.bbox,
-            mask=job.mask, coarse_views=job.coarse_views, top_k=job.top_k, device=job.device,
-            callback=callback, seed=job.seed, **job.options)
+            job.photo, job.mesh.vertices, job.mesh.faces, job.intrinsics, bbox=job.bbox, mask=job.mask,
+            coarse_views=job.coarse_views, options=job.options, device=job.device, callback=callback)
     except pose.Cancelled:
         raise AlignCancelled("alignment cancelled: the camera was not changed") from None
     except ValueError as error:
@@ -376,8 +311,7 @@ def pose_values(pose) -> dict:
 
 def camera_matrix(frame: np.ndarray, values: dict) -> np.ndarray:
     """World ``matrix_world`` of a camera at pose ``values`` relative to a mesh ``frame`` (4 x 4)."""
-    camera_module = load_backend("camera")
-    local = camera_module.camera_to_world(values["azimuth"], values["elevation"], values["distance"],
+    local = core().camera.camera_to_world(values["azimuth"], values["elevation"], values["distance"],
                                           values["roll"], dtype=_float64()).numpy()
     return np.asarray(frame, dtype=np.float64) @ local
 
@@ -430,7 +364,7 @@ def apply(job: AlignJob, result, *, camera=None) -> dict:
 
 
 def result_dict(job: AlignJob, result, *, camera=None, lens_mm: float | None = None) -> dict:
-    """The result as JSON-ready values (the ``gradhog align`` output of issue 5)."""
+    """The result as JSON-ready values (what ``gradhog align`` writes)."""
     settings = job.intrinsics.to_blender_dict()
     values = pose_values(result.pose)
     candidates = []
@@ -461,8 +395,8 @@ def align(photo, obj, camera=None, *, callback: Callable[[float, str], bool] | N
         obj: mesh object seen in the photo (its evaluated mesh and world transform are used).
         camera: camera object to write.
         callback: ``callback(progress in [0, 1], message) -> bool``; False cancels.
-        options: see :func:`prepare` (``bbox``, ``mask``, ``mask_source``, ``top_k``, ``device``,
-            ``seed``, ``lock_focal_length``) plus ``estimate_pose`` options.
+        options: see :func:`prepare` (``bbox``, ``mask``, ``mask_source``, ``device``,
+            ``lock_focal_length``, ``options``) plus :class:`PoseOptions` fields (``top_k``, ``seed``...).
 
     Returns:
         dict with ``azimuth, elevation, roll`` (degrees), ``distance`` (scene units),

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -34,6 +33,8 @@ class BatchError(Exception):
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    from . import options  # not at the top: this file also runs as a script (see the end)
+
     parser = argparse.ArgumentParser(
         prog="batch.py", description="Align a camera to photos of an object of a .blend scene.")
     photos = parser.add_mutually_exclusive_group(required=True)
@@ -47,33 +48,13 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--cameras", action="store_true",
                         help="folder/manifest mode: add one camera per photo, named after it")
     parser.add_argument("--blend", help="open this .blend first (for the bpy module; blender -b does it itself)")
-    parser.add_argument("--bbox", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"))
-    parser.add_argument("--mask", help="mask image (one photo mode)")
-    parser.add_argument("--no-alpha-mask", action="store_true")
-    parser.add_argument("--top-k", type=int, default=3)
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--iterations", type=int)
-    parser.add_argument("--no-refine", action="store_true", help="coarse viewpoint grid only (fast)")
-    parser.add_argument("--seed", type=int, default=0)
+    options.add_arguments(parser)
     return parser.parse_args(argv)
 
 
 def script_arguments(argv: list[str]) -> list[str]:
     """The arguments meant for this script: everything after ``--`` when present (Blender's rule)."""
     return argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
-
-
-def _options(args, entry: dict | None = None) -> dict:
-    entry = entry or {}
-    options = {"top_k": args.top_k, "device": args.device, "seed": args.seed,
-               "bbox": entry.get("bbox", args.bbox),
-               "mask": entry.get("mask", args.mask),
-               "mask_source": 'NONE' if args.no_alpha_mask else 'ALPHA'}
-    if args.iterations is not None:
-        options["iterations"] = args.iterations
-    if args.no_refine:
-        options["refine"] = False
-    return options
 
 
 def list_photos(args) -> list[dict]:
@@ -131,16 +112,6 @@ def drop_partial_line(out: Path) -> None:
         out.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
-def _json_ready(value):
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _json_ready(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(item) for item in value]
-    return value
-
-
 def run(argv: list[str]) -> int:
     """Run a batch with the script arguments ``argv``; returns the exit status."""
     try:
@@ -149,7 +120,7 @@ def run(argv: list[str]) -> int:
         return int(exit_.code or 0)
     import bpy
 
-    from . import api, scene as blender_scene
+    from . import api, options, scene as blender_scene
 
     try:
         if args.blend:
@@ -165,8 +136,12 @@ def run(argv: list[str]) -> int:
             camera = bpy.data.objects.get(args.camera)
             if camera is None or camera.type != 'CAMERA':
                 raise BatchError(f"no camera named {args.camera!r}")
+        try:
+            keywords = options.from_arguments(args)
+        except api.AlignError as error:
+            raise BatchError(str(error)) from None
         if args.photo:
-            status = _one_photo(args, scene, obj, camera, api)
+            status = _one_photo(args, scene, obj, camera, api, keywords)
         else:
             status = _many_photos(args, scene, obj, camera, api, blender_scene)
     except BatchError as error:
@@ -177,20 +152,24 @@ def run(argv: list[str]) -> int:
     return status
 
 
-def _one_photo(args, scene, obj, camera, api) -> int:
+def _one_photo(args, scene, obj, camera, api, keywords: dict) -> int:
+    from .options import json_ready
+
     try:
-        result = api.align(os.path.abspath(args.photo), obj, camera, scene=scene, **_options(args))
+        result = api.align(os.path.abspath(args.photo), obj, camera, scene=scene, **keywords)
     except api.AlignError as error:
         print(f"batch.py: {args.photo}: {error}", file=sys.stderr)
         return 1
     result["photo"] = os.path.abspath(args.photo)
-    Path(args.out).write_text(json.dumps(_json_ready(result), indent=1) + "\n")
+    Path(args.out).write_text(json.dumps(json_ready(result), indent=1) + "\n")
     print(f"{args.photo}: azimuth {result['azimuth']:.2f} elevation {result['elevation']:.2f} "
           f"roll {result['roll']:.2f} distance {result['distance']:.4g} score {result['score']:.3f}")
     return 0
 
 
 def _many_photos(args, scene, obj, camera, api, blender_scene) -> int:
+    from .options import from_arguments, json_ready
+
     entries = list_photos(args)
     out = Path(args.out)
     drop_partial_line(out)
@@ -203,7 +182,7 @@ def _many_photos(args, scene, obj, camera, api, blender_scene) -> int:
                 continue
             started = time.perf_counter()
             try:
-                job = api.prepare(photo, obj, camera or scene.camera, scene=scene, **_options(args, entry))
+                job = api.prepare(photo, obj, camera or scene.camera, scene=scene, **from_arguments(args, entry))
                 result = api.solve(job)
                 if args.cameras:
                     target = blender_scene.new_camera(scene, f"GradHOG {Path(photo).stem}")
@@ -219,7 +198,7 @@ def _many_photos(args, scene, obj, camera, api, blender_scene) -> int:
                 record = {"error": str(error)}
             record.update(photo=photo, total_seconds=time.perf_counter() - started)
             # One complete line per photo, flushed at once: a killed batch loses at most this one.
-            stream.write(json.dumps(_json_ready(record)) + "\n")
+            stream.write(json.dumps(json_ready(record)) + "\n")
             stream.flush()
             print(f"{photo}: " + (record["error"] if "error" in record else
                                   "azimuth {azimuth:.2f} elevation {elevation:.2f} score {score:.3f}".format(**record)))
@@ -229,10 +208,8 @@ def _many_photos(args, scene, obj, camera, api, blender_scene) -> int:
 def _prepare_blender_python() -> None:
     """Find a PyTorch installed by the add-on's preferences and keep Blender 3.x from crashing at
     exit after torch was imported from a ``--python`` script (see ``deps``)."""
-    try:
-        from . import deps
-    except ImportError:
-        return
+    from . import deps
+
     deps.ensure_torch_path(__package__)
     deps.protect_multiprocessing_main()
 
@@ -242,12 +219,9 @@ def main() -> int:
     try:
         return run(script_arguments(sys.argv))
     finally:
-        try:
-            from . import deps
+        from . import deps
 
-            deps.hide_torch_from_addon_utils()
-        except ImportError:
-            pass
+        deps.hide_torch_from_addon_utils()
 
 
 if __name__ == "__main__":

@@ -4,17 +4,14 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from . import _backend
-
-torch_cli = _backend.load("cli")
-
-# ``align`` imports bpy only when it runs, so ``gradhog hog`` works without Blender installed.
-BLENDER_SUBCOMMAND_MODULES = ("blender_gradhog.cli_align",)
+from . import cli_align
+from ._backend import cli as torch_cli
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``gradhog`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
-    return torch_cli.run(torch_cli.build_parser(BLENDER_SUBCOMMAND_MODULES), argv)
+    # ``align`` and ``demo`` import bpy only when they run, so ``gradhog hog`` works without Blender.
+    return torch_cli.run(torch_cli.build_parser((cli_align.__name__,)), argv)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import _backend
+from . import options
+from ._backend import cli as torch_cli, core, package
+from .errors import AlignError
 
-CliError = _backend.load("cli").CliError
+CliError = torch_cli.CliError
 
 MESH_FORMATS = (".obj", ".ply", ".stl", ".gltf", ".glb", ".fbx", ".off")
 BPY_MISSING = "needs Blender as a Python module: pip install bpy==5.0.1 (Python 3.11)"
@@ -48,31 +50,19 @@ def add_parser(subparsers) -> None:
                       help="what to tell about the object: its mask (default), a box, or nothing")
     demo.add_argument("--overlay", default="gradhog_demo_overlay.png", help="overlay PNG to write")
     demo.add_argument("--out", default=None, help="also write the result JSON here")
-    demo.add_argument("--top-k", type=int, default=3, help="distinct candidate poses to report")
-    demo.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    demo.add_argument("--no-refine", action="store_true", help="coarse viewpoint grid only (fast)")
+    options.add_arguments(demo, cues=False)
     demo.set_defaults(func=run_demo)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lens-mm", type=float, default=50.0, help="focal length in mm (default 50)")
     parser.add_argument("--sensor-width-mm", type=float, default=36.0, help="sensor width in mm (default 36)")
-    parser.add_argument("--bbox", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"),
-                        help="box around the object in photo pixels (origin top-left)")
-    masks = parser.add_mutually_exclusive_group()
-    masks.add_argument("--mask", help="mask image of the object (non-zero = object), photo-sized")
-    masks.add_argument("--no-alpha-mask", action="store_true", help="ignore the photo's alpha channel")
-    parser.add_argument("--top-k", type=int, default=3, help="distinct candidate poses to report (default 3)")
+    options.add_arguments(parser)
     parser.add_argument("--up-axis", choices=("Z", "Y"), default="Z",
                         help="up axis of OBJ/PLY/STL files (default Z: coordinates as in the file, "
                              "like torch_backend.meshes; Y: Blender's OBJ import convention)")
     parser.add_argument("--overlay", help="write the fitted silhouette and outline over the photo (PNG)")
     parser.add_argument("--save-blend", help="save a .blend with the mesh, the aligned camera and the photo")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--iterations", type=int, help="refinement steps per start (backend default)")
-    parser.add_argument("--no-refine", action="store_true",
-                        help="coarse viewpoint grid only, no gradient refinement (fast, ~10 degrees)")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -112,7 +102,7 @@ def import_mesh(path: str | os.PathLike, *, up_axis: str = "Z", name: str | None
     bpy = import_bpy()
     import numpy as np
 
-    from . import _backend, scene as blender_scene
+    from . import scene as blender_scene
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -123,9 +113,8 @@ def import_mesh(path: str | os.PathLike, *, up_axis: str = "Z", name: str | None
     scene = bpy.context.scene
     name = name or path.stem
     if suffix == ".off":
-        meshes = _backend.load("meshes")
         try:
-            vertices, faces = meshes.read_off(path)
+            vertices, faces = core().meshes.read_off(path)
         except ValueError as error:
             raise CliError(str(error)) from None
         return _mesh_object(scene, name, np.asarray(vertices), np.asarray(faces))
@@ -223,9 +212,7 @@ def overlay_picture(photo, obj, camera, scene):
 
 
 def save_png(path, picture) -> None:
-    from . import _backend
-
-    _backend.load("images").save_image(path, picture)
+    core().images.save_image(path, picture)
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,8 +247,6 @@ def _check_inputs(args) -> None:
         value = getattr(args, name)
         if not (math.isfinite(value) and value > 0):
             raise CliError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
-    if args.top_k < 1:
-        raise CliError(f"--top-k must be >= 1, got {args.top_k}")
     for name in ("out", "overlay", "save_blend"):
         value = getattr(args, name, None)
         if value and not Path(value).resolve().parent.is_dir():
@@ -271,6 +256,10 @@ def _check_inputs(args) -> None:
 def align_files(args) -> dict:
     """The shared body of ``align`` and ``demo``: returns the result dict (also written to --out)."""
     _check_inputs(args)
+    try:
+        keywords = options.from_arguments(args)
+    except AlignError as error:
+        raise CliError(str(error)) from None
     import_bpy()
     from . import api
 
@@ -278,17 +267,10 @@ def align_files(args) -> dict:
     scene = fresh_scene()
     obj = import_mesh(args.mesh, up_axis=getattr(args, "up_axis", "Z"))
     camera = new_camera(scene, lens_mm=args.lens_mm, sensor_width_mm=args.sensor_width_mm)
-    options = {"bbox": args.bbox, "top_k": args.top_k, "device": args.device, "seed": args.seed,
-               "mask": os.path.abspath(args.mask) if args.mask else None,
-               "mask_source": 'NONE' if args.no_alpha_mask else 'ALPHA'}
-    if getattr(args, "iterations", None) is not None:
-        options["iterations"] = args.iterations
-    if getattr(args, "no_refine", False):
-        options["refine"] = False
     try:
         result = api.align(os.path.abspath(args.photo), obj, camera, scene=scene,
-                           callback=_progress_printer(args.quiet), **options)
-    except api.AlignError as error:
+                           callback=_progress_printer(args.quiet), **keywords)
+    except AlignError as error:
         raise CliError(str(error)) from None
     result.update(photo=os.path.abspath(args.photo), mesh=os.path.abspath(args.mesh),
                   total_seconds=time.perf_counter() - started)
@@ -299,19 +281,8 @@ def align_files(args) -> dict:
 
         bpy.ops.wm.save_as_mainfile(filepath=os.path.abspath(args.save_blend), check_existing=False)
     if args.out:
-        Path(args.out).write_text(json.dumps(json_ready(result), indent=1, allow_nan=False) + "\n")
+        Path(args.out).write_text(json.dumps(options.json_ready(result), indent=1, allow_nan=False) + "\n")
     return result
-
-
-def json_ready(value):
-    """``value`` with non-finite floats as ``None`` (strict JSON has no NaN or Infinity)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: json_ready(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(item) for item in value]
-    return value
 
 
 def run_align(args) -> int:
@@ -327,9 +298,7 @@ def run_align(args) -> int:
 
 def demo_assets() -> Path:
     """Folder of the embedded demo (the chair mesh, its photo, mask and ground truth)."""
-    from . import _backend
-
-    folder = Path(_backend.load().__file__).resolve().parent / "data"
+    folder = Path(package.__file__).resolve().parent / "data"
     if not (folder / "demo_truth.json").is_file():
         raise CliError(f"the demo assets are missing from {folder}")
     return folder
@@ -339,9 +308,7 @@ def rotation_error_degrees(result: dict, truth: dict) -> float:
     """Geodesic angle (degrees) between the recovered and the true camera rotation."""
     import torch
 
-    from . import _backend
-
-    camera = _backend.load("camera")
+    camera = core().camera
     a = camera.camera_to_world(result["azimuth"], result["elevation"], 1.0, result["roll"], dtype=torch.float64)
     b = camera.camera_to_world(truth["azimuth"], truth["elevation"], 1.0, truth["roll"], dtype=torch.float64)
     relative = a[:3, :3].T @ b[:3, :3]
@@ -357,8 +324,8 @@ def run_demo(args) -> int:
         lens_mm=float(truth.get("lens_mm", 50.0)), sensor_width_mm=float(truth.get("sensor_width_mm", 36.0)),
         bbox=truth["bbox"] if args.cue == "box" else None,
         mask=str(folder / truth["mask"]) if args.cue == "mask" else None,
-        no_alpha_mask=args.cue != "mask", top_k=args.top_k, up_axis="Z", overlay=args.overlay,
-        save_blend=None, device=args.device, iterations=None, no_refine=args.no_refine, seed=0, quiet=False)
+        no_alpha_mask=args.cue != "mask", up_axis="Z", overlay=args.overlay, save_blend=None, quiet=False,
+        device=args.device, **{name: getattr(args, name) for name in options.EXPOSED})
     print(f"gradhog demo: {truth['photo']} ({truth['width']}x{truth['height']}) of {truth['mesh']}, "
           f"cue: {args.cue}")
     result = align_files(namespace)

@@ -1,23 +1,22 @@
 """Operators of the GradHOG panel: thin wrappers over :mod:`blender_gradhog.api`.
 
-The Align Camera operator is modal: Blender data is gathered and the coarse views are rendered on
-the main thread, the torch work runs on a worker thread (no ``bpy`` there), a timer pumps its
-progress into the window manager's progress bar and the header, and the camera is written on the
-main thread at the end as one undo step. Esc or right-click cancels and nothing is changed.
+Align Camera reads as the pipeline: the panel's settings become ``api.prepare`` keywords
+(:func:`blender_gradhog.options.from_panel`), :func:`api.prepare` gathers Blender data and renders
+the coarse views on the main thread, :func:`api.solve` runs on a worker thread (no ``bpy`` there;
+:mod:`blender_gradhog.worker` pumps its progress into the progress bar and the header), and
+:func:`api.apply` writes the camera on the main thread at the end as one undo step. Esc or
+right-click cancels and nothing is changed.
 """
 from __future__ import annotations
 
-import threading
 import traceback
 
 import bpy
 from bpy.props import BoolProperty, IntProperty, StringProperty
 
-from . import api, properties
-
-# Imported on first use so that the add-on registers on Blender builds without NumPy.
-np = api.LazyModule("numpy")
-blender_scene = api.LazyModule(f"{__package__}.scene")
+from . import api, candidates, options, scene as blender_scene
+from ._backend import core, np
+from .worker import BackgroundOperator, Worker, sentence
 
 HEADER_TEXT = "Aligning… Esc to cancel"
 
@@ -41,31 +40,6 @@ def photo_of(settings):
     return settings.photo_image if settings.photo_image is not None else settings.photo_path
 
 
-def prepare_kwargs(context) -> dict:
-    """``api.prepare`` keyword arguments from the panel settings."""
-    settings = settings_of(context)
-    options = {
-        "scene": context.scene,
-        "bbox": tuple(settings.box) if settings.use_box else None,
-        "mask_source": settings.mask_source,
-        "mask": settings.mask_image if settings.mask_source == 'IMAGE' else None,
-        "top_k": settings.top_k,
-        "device": settings.device,
-        "seed": settings.seed,
-        "lock_focal_length": settings.lock_focal_length,
-        "refine": settings.refine,
-        "iterations": settings.iterations,
-        "starts": settings.starts,
-    }
-    try:
-        pose = api.load_backend("pose")
-    except api.AlignError:
-        return options
-    if api.backend_accepts(pose, "hog_variant"):
-        options["hog_variant"] = settings.hog_variant
-    return options
-
-
 def prepare_job(context, coarse_views=True) -> api.AlignJob:
     """Check the inputs and gather everything (main thread); raises :class:`api.AlignError`."""
     settings = settings_of(context)
@@ -76,110 +50,8 @@ def prepare_job(context, coarse_views=True) -> api.AlignJob:
     camera = target_camera(context)
     if camera is None:
         raise api.AlignError("no camera: pick one or click New Camera")
-    return api.prepare(photo_of(settings), settings.target, camera, coarse_views=coarse_views,
-                       depsgraph=context.evaluated_depsgraph_get(), **prepare_kwargs(context))
-
-
-def store_results(settings, result: dict, job: api.AlignJob) -> None:
-    """Show ``result`` in the panel and keep its candidates for one-click re-application."""
-    properties._applying_candidate = True
-    try:
-        settings.has_result = True
-        settings.result_azimuth = result["azimuth"]
-        settings.result_elevation = result["elevation"]
-        settings.result_distance = result["distance"]
-        settings.result_roll = result["roll"]
-        settings.result_score = result["score"]
-        settings.result_seconds = result["seconds"]
-        settings.result_camera = bpy.data.objects.get(result["camera"])
-        settings.result_target = bpy.data.objects.get(job.object_name)
-        settings.result_lens = result["lens_mm"]
-        settings.result_sensor_width = result["sensor_width_mm"]
-        settings.result_width, settings.result_height = result["resolution"]
-        settings.candidates.clear()
-        for values in result["candidates"]:
-            item = settings.candidates.add()
-            for name in ("azimuth", "elevation", "distance", "roll", "shift_x", "shift_y", "score"):
-                setattr(item, name, values[name])
-        settings.active_candidate = 0
-    finally:
-        properties._applying_candidate = False
-
-
-def apply_candidate(context, index: int) -> str | None:
-    """Place the last run's camera at candidate ``index``; returns an error message or None."""
-    settings = settings_of(context)
-    if not (0 <= index < len(settings.candidates)):
-        return f"no candidate {index + 1}"
-    camera, target = settings.result_camera, settings.result_target
-    if camera is None or target is None:
-        return "the camera or object of the last alignment no longer exists"
-    item = settings.candidates[index]
-    values = {name: getattr(item, name) for name in
-              ("azimuth", "elevation", "distance", "roll", "shift_x", "shift_y")}
-    try:
-        frame = api.current_frame(target)
-        api.place_camera(camera, context.scene, frame, values, lens_mm=settings.result_lens,
-                         sensor_width_mm=settings.result_sensor_width, sensor_fit=camera.data.sensor_fit,
-                         width=settings.result_width, height=settings.result_height,
-                         photo=settings.photo_image, score=item.score)
-    except api.AlignError as error:
-        return str(error)
-    settings.result_azimuth, settings.result_elevation = item.azimuth, item.elevation
-    settings.result_distance, settings.result_roll, settings.result_score = item.distance, item.roll, item.score
-    return None
-
-
-class Worker:
-    """Runs ``work(callback)`` on a thread; the main thread polls ``progress``/``message``/``done``.
-
-    ``work`` must not touch ``bpy``. ``callback(progress, message)`` returns False once
-    :meth:`cancel` was called, which the backends turn into their ``Cancelled`` exception.
-    """
-
-    def __init__(self, work, name: str = "gradhog-worker"):
-        self.progress = 0.0
-        self.message = "starting"
-        self.result = None
-        self.error: api.AlignError | None = None
-        self._work = work
-        self._cancel = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def cancel(self) -> None:
-        """Ask the worker to stop at its next progress report."""
-        self._cancel.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    @property
-    def done(self) -> bool:
-        return not self._thread.is_alive()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel.is_set()
-
-    def _report(self, progress: float, message: str) -> bool:
-        self.progress, self.message = float(progress), str(message)
-        return not self._cancel.is_set()
-
-    def _run(self) -> None:  # worker thread: torch only, never bpy
-        try:
-            self.result = self._work(self._report)
-        except api.AlignError as error:
-            self.error = error
-        except Exception as error:
-            if self._cancel.is_set() and "Cancelled" in type(error).__name__:
-                self.error = api.AlignCancelled("cancelled")
-                return
-            traceback.print_exc()  # a bug: the traceback for the console, one line for the user
-            self.error = api.AlignError(f"failed: {type(error).__name__}: {error}")
+    return api.prepare(photo_of(settings), settings.target, camera, scene=context.scene, coarse_views=coarse_views,
+                       depsgraph=context.evaluated_depsgraph_get(), **options.from_panel(settings))
 
 
 class AlignWorker(Worker):
@@ -188,82 +60,6 @@ class AlignWorker(Worker):
     def __init__(self, job: api.AlignJob):
         super().__init__(lambda callback: api.solve(job, callback), name="gradhog-align")
         self.job = job
-
-
-class BackgroundOperator:
-    """Mixin for operators whose heavy part runs on a :class:`Worker`: a timer pumps its progress
-    into the progress bar and the header; Esc or right-click cancels; ``finish`` runs on the main
-    thread with the result. Under ``bpy.app.background`` callers run synchronously instead."""
-
-    header_text = "Working… Esc to cancel"
-    _worker: Worker | None = None
-    _timer = None
-    _area = None
-
-    def start_worker(self, context, worker: Worker):
-        self._begin_modal(context)
-        self._worker = worker
-        worker.start()
-        return {'RUNNING_MODAL'}
-
-    def _begin_modal(self, context) -> None:
-        window_manager = context.window_manager
-        self._timer = window_manager.event_timer_add(0.1, window=context.window)
-        window_manager.progress_begin(0, 100)
-        self._area = context.area
-        if self._area is not None:
-            self._area.header_text_set(self.header_text)
-        if context.workspace is not None:
-            context.workspace.status_text_set(self.header_text)
-        window_manager.modal_handler_add(self)
-
-    def modal(self, context, event):
-        worker = self._worker
-        if event.type in {'ESC', 'RIGHTMOUSE'} and event.value == 'PRESS':
-            worker.cancel()
-            worker.wait(timeout=30.0)
-            self._cleanup(context)
-            self.report({'WARNING'}, f"{self.bl_label} cancelled: nothing was changed")
-            return {'CANCELLED'}
-        if event.type != 'TIMER':
-            return {'PASS_THROUGH'}
-        context.window_manager.progress_update(int(100 * min(max(worker.progress, 0.0), 1.0)))
-        if self._area is not None:
-            self._area.header_text_set(f"{self.header_text} — {worker.message} ({100 * worker.progress:.0f} %)")
-        if not worker.done:
-            return {'RUNNING_MODAL'}
-        self._cleanup(context)
-        if worker.error is not None:
-            self.report({'ERROR'}, sentence(str(worker.error)))
-            return {'CANCELLED'}
-        return self.finish(context, worker)
-
-    def cancel(self, context):
-        """Blender cancels the operator (window closed, file loaded): stop the worker, change nothing."""
-        if self._worker is not None:
-            self._worker.cancel()
-            self._worker.wait(timeout=30.0)
-        self._cleanup(context)
-
-    def _cleanup(self, context) -> None:
-        window_manager = context.window_manager
-        if self._timer is not None:
-            window_manager.event_timer_remove(self._timer)
-            self._timer = None
-            window_manager.progress_end()
-        if self._area is not None:
-            self._area.header_text_set(None)
-            self._area = None
-        if context.workspace is not None:
-            context.workspace.status_text_set(None)
-
-    def finish(self, context, worker: Worker):
-        raise NotImplementedError
-
-
-def sentence(message: str) -> str:
-    """A report line as Blender writes them: first letter upper case."""
-    return message[:1].upper() + message[1:]
 
 
 def _redraw_sidebars(context) -> None:
@@ -365,7 +161,7 @@ class GRADHOG_OT_align_camera(BackgroundOperator, bpy.types.Operator):
             self.report({'ERROR'}, sentence(str(error)))
             return {'CANCELLED'}
         settings = settings_of(context)
-        store_results(settings, values, job)
+        candidates.store(settings, values, job)
         if settings.camera is None and context.scene.camera is None:
             settings.camera = bpy.data.objects.get(values["camera"])
         _redraw_sidebars(context)
@@ -389,15 +185,11 @@ class GRADHOG_OT_apply_candidate(bpy.types.Operator):
     index: IntProperty(name="Candidate", min=0)
 
     def execute(self, context):
-        error = apply_candidate(context, self.index)
+        error = candidates.apply(context, self.index)
         if error:
             self.report({'ERROR'}, sentence(error))
             return {'CANCELLED'}
-        properties._applying_candidate = True
-        try:
-            settings_of(context).active_candidate = self.index
-        finally:
-            properties._applying_candidate = False
+        candidates.select(settings_of(context), self.index)
         return {'FINISHED'}
 
 
@@ -618,7 +410,7 @@ def _photo_gray(context) -> np.ndarray:
         x0, y0, x1, y1 = (int(v) for v in settings.box)
         if x1 - x0 >= 16 and y1 - y0 >= 16:
             rgba = rgba[y0:y1, x0:x1]
-    return api.load_backend("images").rgb_to_gray(rgba)
+    return core().images.rgb_to_gray(rgba)
 
 
 def _limit_size(gray: np.ndarray, longest: int) -> np.ndarray:
@@ -627,8 +419,10 @@ def _limit_size(gray: np.ndarray, longest: int) -> np.ndarray:
     return gray[::step, ::step]
 
 
-def _hog_variant(settings) -> str:
-    return settings.hog_variant if settings.hog_variant in ('uoctti', 'dalal') else 'uoctti'
+def _picture_variant(settings, hog) -> str:
+    """The panel's HOG variant if ``torch_backend.hog`` draws it (the glyphs and pre-images know the
+    variants of :func:`hog.hog`; the pose-only scikit-image flavour falls back to the default)."""
+    return settings.hog_variant if settings.hog_variant in hog.VARIANTS else options.PoseOptions.default("hog_variant")
 
 
 class GRADHOG_OT_preview_hog(bpy.types.Operator):
@@ -639,11 +433,11 @@ class GRADHOG_OT_preview_hog(bpy.types.Operator):
 
     def execute(self, context):
         try:
-            hog = api.load_backend("hog")
+            hog = core().hog
             import torch
 
             gray = _limit_size(_photo_gray(context), 480)
-            variant = _hog_variant(settings_of(context))
+            variant = _picture_variant(settings_of(context), hog)
             features = hog.hog(torch.from_numpy(np.ascontiguousarray(gray))[None, None], variant)
             picture = hog.hog_glyphs(features, variant, glyph_size=11)
         except (api.AlignError, ValueError) as error:
@@ -665,12 +459,11 @@ class GRADHOG_OT_preimage(BackgroundOperator, bpy.types.Operator):
 
     def _work(self, context):
         """Gather the photo (main thread) and return the torch-only work for the worker."""
-        hog = api.load_backend("hog")
-        invert = api.load_backend("invert")
+        hog, invert = core().hog, core().invert
         import torch
 
         gray = _limit_size(_photo_gray(context), 160)
-        variant = _hog_variant(settings_of(context))
+        variant = _picture_variant(settings_of(context), hog)
         device = settings_of(context).device
         tensor = torch.from_numpy(np.ascontiguousarray(gray, dtype=np.float32))[None, None]
         iterations = self.iterations

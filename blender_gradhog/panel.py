@@ -92,9 +92,7 @@ class GRADHOG_PT_options(_GradHOGPanel, bpy.types.Panel):
         layout.use_property_split = True
         layout.use_property_decorate = False
         settings = context.scene.gradhog
-        row = layout.row()
-        row.prop(settings, "hog_variant")
-        row.active = _backend_accepts("hog_variant")
+        layout.prop(settings, "hog_variant")
         layout.prop(settings, "refine")
         column = layout.column()
         column.active = settings.refine
@@ -103,17 +101,6 @@ class GRADHOG_PT_options(_GradHOGPanel, bpy.types.Panel):
         layout.prop(settings, "top_k")
         layout.prop(settings, "device")
         layout.prop(settings, "seed")
-
-
-def _backend_accepts(option: str) -> bool:
-    """Whether the pose backend takes ``option`` (assumed yes until it is loaded: draw() must not
-    import torch, which takes seconds)."""
-    import sys
-
-    from . import api
-
-    pose = sys.modules.get(f"{__package__}.torch_backend.pose") or sys.modules.get("torch_backend.pose")
-    return pose is None or api.backend_accepts(pose, option)
 
 
 class GRADHOG_UL_candidates(bpy.types.UIList):

@@ -17,8 +17,16 @@ from bpy.props import (
     StringProperty,
 )
 
-# Set while the add-on itself changes ``active_candidate`` so that only a user's click applies one.
-_applying_candidate = False
+from . import candidates, scene
+from .options import HOG_VARIANTS, PoseOptions
+
+# Names and tooltips of the HOG variants; the variants themselves are PoseOptions' HOG_VARIANTS.
+_HOG_VARIANT_LABELS = {
+    "uoctti": ("UoCTTI", "Felzenszwalb et al. 31-dimensional HOG (the paper's choice)"),
+    "dalal": ("Dalal-Triggs", "Dalal & Triggs 36-dimensional HOG"),
+    "skimage": ("scikit-image", "scikit-image compatible HOG"),
+}
+_HOG_VARIANT_ITEMS = tuple((name, *_HOG_VARIANT_LABELS.get(name, (name, name))) for name in HOG_VARIANTS)
 
 
 def _poll_mesh(_settings, obj) -> bool:
@@ -33,19 +41,9 @@ def _photo_path_changed(settings, _context):
     """Typing or browsing a photo path loads it (once) and makes it the photo image."""
     if not settings.photo_path:
         return
-    from . import scene
-
     image = scene.load_image(settings.photo_path)
     if image is not None and settings.photo_image != image:
         settings.photo_image = image
-
-
-def _active_candidate_changed(settings, context):
-    if _applying_candidate or not (0 <= settings.active_candidate < len(settings.candidates)):
-        return
-    from . import operators
-
-    operators.apply_candidate(context, settings.active_candidate)
 
 
 class GradHOGCandidate(bpy.types.PropertyGroup):
@@ -123,38 +121,34 @@ class GradHOGSettings(bpy.types.PropertyGroup):
     hog_variant: EnumProperty(
         name="HOG Variant",
         description="Flavour of the ∇HOG descriptor compared between photo and renders",
-        items=(
-            ('uoctti', "UoCTTI", "Felzenszwalb et al. 31-dimensional HOG (the paper's choice)"),
-            ('dalal', "Dalal-Triggs", "Dalal & Triggs 36-dimensional HOG"),
-            ('skimage', "scikit-image", "scikit-image compatible HOG"),
-        ),
-        default='uoctti',
+        items=_HOG_VARIANT_ITEMS,
+        default=PoseOptions.default("hog_variant"),
     )
     refine: BoolProperty(
         name="Refine",
         description="Refine the best coarse views by following the ∇HOG / silhouette gradient "
                     "(off: coarse viewpoint grid only, a quick first look)",
-        default=True,
+        default=PoseOptions.default("refine"),
     )
     starts: IntProperty(
         name="Starts",
         description="Number of coarse poses refined by gradient descent (plus their front/back "
                     "and mirrored twins)",
-        default=4,  # torch_backend.pose's default
+        default=PoseOptions.default("starts"),
         min=1,
         soft_max=32,
     )
     iterations: IntProperty(
         name="Iterations",
         description="Gradient steps per start",
-        default=20,  # torch_backend.pose's default
+        default=PoseOptions.default("iterations"),
         min=0,
         soft_max=400,
     )
     top_k: IntProperty(
         name="Candidates",
         description="Number of distinct poses kept (symmetric objects have several good ones)",
-        default=3,
+        default=PoseOptions.default("top_k"),
         min=1,
         max=20,
     )
@@ -174,7 +168,8 @@ class GradHOGSettings(bpy.types.PropertyGroup):
         ),
         default='cpu',
     )
-    seed: IntProperty(name="Seed", description="Random seed (results are reproducible)", default=0)
+    seed: IntProperty(name="Seed", description="Random seed (results are reproducible)",
+                      default=PoseOptions.default("seed"))
 
     # --- results of the last run ---------------------------------------------------------------
     has_result: BoolProperty(default=False, options={'HIDDEN'})
@@ -196,7 +191,7 @@ class GradHOGSettings(bpy.types.PropertyGroup):
         name="Candidate",
         description="Click a candidate to place the camera at that pose",
         default=0,
-        update=_active_candidate_changed,
+        update=candidates.active_changed,
     )
 
 

@@ -20,9 +20,7 @@ from dataclasses import dataclass
 import bpy
 from mathutils import Matrix
 
-from .api import LazyModule
-
-np = LazyModule("numpy")  # on first use: loading a photo or adding a camera must work without it
+from ._backend import np  # imported on first use: loading a photo or adding a camera works without it
 
 # Camera and scene properties :func:`write_camera` may change; :func:`camera_state` snapshots them.
 _CAMERA_DATA_FIELDS = ("type", "lens", "lens_unit", "sensor_fit", "sensor_width", "sensor_height",

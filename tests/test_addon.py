@@ -3,6 +3,7 @@ camera write-back on a moved/rotated/scaled object, cancellation, undo and every
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -119,6 +120,15 @@ def test_panel_properties_and_defaults():
                  "hog_variant", "starts", "iterations", "lock_focal_length", "candidates"):
         assert name in settings.bl_rna.properties, name
     assert settings.bl_rna.properties["photo_path"].subtype == 'FILE_PATH'
+    # The pose settings' defaults and the HOG variants are PoseOptions', and reach the backend.
+    from blender_gradhog import options
+
+    for name in options.EXPOSED:
+        assert getattr(settings, name) == options.PoseOptions.default(name), name
+    assert tuple(item.identifier for item in settings.bl_rna.properties["hog_variant"].enum_items) == options.HOG_VARIANTS
+    assert options.from_panel(settings)["options"] == options.PoseOptions()
+    settings.hog_variant = 'dalal'
+    assert options.from_panel(settings)["options"].hog_variant == 'dalal'
     # The object pickers offer only meshes (target) and cameras (camera).
     from blender_gradhog import properties
 
@@ -353,10 +363,7 @@ def test_error_torch_missing_says_how_to_install(tmp_path, monkeypatch):
     chair, camera, photo, _ = build_scene(tmp_path)
     configure_panel(chair, camera, photo)
 
-    def no_torch(name=""):
-        raise ModuleNotFoundError("No module named 'torch'", name="torch")
-
-    monkeypatch.setattr(api._backend, "load", no_torch)
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails as if not installed
     _expect_error("PyTorch is not installed: open Preferences")
 
 

@@ -42,7 +42,9 @@ def test_zip_name_and_single_top_folder(built_zip):
 
 def test_zip_vendors_every_torch_backend_module_and_nothing_else(built_zip):
     names = set(_files(built_zip))
-    checkout = {p.relative_to(ROOT).as_posix() for p in (ROOT / "torch_backend").glob("*.py")}
+    checkout = {p.relative_to(ROOT).as_posix() for p in (ROOT / "torch_backend").rglob("*.py")
+                if "__pycache__" not in p.parts}
+    assert "torch_backend/pose/options.py" in checkout  # subpackages too
     vendored = {n.removeprefix("blender_gradhog/") for n in names if n.startswith("blender_gradhog/torch_backend/")}
     assert checkout <= vendored
     for name in names:

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.bpy
 bpy = pytest.importorskip("bpy")
 torch = pytest.importorskip("torch")
 
-from blender_gradhog import cli, cli_align  # noqa: E402
+from blender_gradhog import cli, cli_align, options  # noqa: E402
 from torch_backend import meshes  # noqa: E402
 
 DATA = Path(cli_align.demo_assets())
@@ -179,4 +179,4 @@ def test_unreadable_photo_exits_2(tmp_path, capsys):
 
 
 def test_json_ready_turns_non_finite_into_null():
-    assert cli_align.json_ready({"a": [1.0, math.inf], "b": math.nan}) == {"a": [1.0, None], "b": None}
+    assert options.json_ready({"a": [1.0, math.inf], "b": math.nan}) == {"a": [1.0, None], "b": None}

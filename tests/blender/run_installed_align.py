@@ -191,7 +191,7 @@ def main():
         prefs.wheels_folder = ""
 
     # The core must come from the vendored copy inside the installed add-on.
-    backend = importlib.import_module(f"{package}._backend").load()
+    backend = importlib.import_module(f"{package}._backend").package
     check("vendored torch_backend", under(backend.__file__, home), backend.__file__)
 
     if ARGS.align:

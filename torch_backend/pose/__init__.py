@@ -14,10 +14,11 @@ exact-CAD setting). One module a stage, in the order data flows:
 - :mod:`.refine`: the objective and the multi-start gradient refinement with twins;
 - :mod:`.estimate`: :func:`estimate_pose`, which reads as the stages above.
 """
-from .estimate import estimate_pose, photo_proposals
-from .options import DEFAULT_AZIMUTH_STEP, DEFAULT_ELEVATIONS, DEFAULT_ROLLS, HOG_VARIANTS, MODES, PoseOptions
+# The options and the result types need no torch: the Blender add-on reads its panel defaults from
+# PoseOptions while PyTorch is not installed yet. The stages import torch, so they load on first use.
+from .options import (DEFAULT_AZIMUTH_STEP, DEFAULT_ELEVATIONS, DEFAULT_ROLLS, FOCAL_MODES, HOG_VARIANTS, MODES,
+                      PoseOptions)
 from .types import AMBIGUOUS_MARGIN, Cancelled, CoarseViews, Pose, PoseResult
-from .views import COARSE_VIEW_SIZE, CoarseViewCache, coarse_view_intrinsics, coarse_view_poses, render_coarse_views
 
 __all__ = [
     "estimate_pose",
@@ -37,5 +38,17 @@ __all__ = [
     "DEFAULT_AZIMUTH_STEP",
     "DEFAULT_ROLLS",
     "HOG_VARIANTS",
+    "FOCAL_MODES",
     "MODES",
 ]
+
+
+def __getattr__(name: str):
+    """The torch-backed names of ``__all__`` (``estimate_pose``, the coarse views), imported on first use."""
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import estimate, views
+
+    value = getattr(estimate if hasattr(estimate, name) else views, name)
+    globals()[name] = value
+    return value

@@ -2,7 +2,6 @@
 user's intrinsics, and the mesh validated, simplified and scaled to unit radius."""
 from __future__ import annotations
 
-import collections
 import dataclasses
 import os
 from typing import Any, Optional, Tuple
@@ -13,6 +12,7 @@ import torch.nn.functional as F
 
 from ..camera import Camera, Intrinsics, project_camera_points, transform_points
 from ..images import read_photo, rgb_to_gray
+from ..lru import LRU
 from ..meshes import Mesh
 from ..simplify import simplify_to_budget
 
@@ -79,21 +79,16 @@ def prepare_mesh(vertices, faces, max_faces: int = 2000) -> PreparedMesh:
         raise ValueError("vertices: all vertices sit at the origin; the mesh has no extent")
     key = user_mesh.content_hash(str(int(max_faces)))
     if key in _PREPARED_MESHES:
-        _PREPARED_MESHES.move_to_end(key)
-        return _PREPARED_MESHES[key]
+        return _PREPARED_MESHES.get(key)
     if tris.shape[0] > max_faces:
         simplified = simplify_to_budget(verts, tris, int(max_faces))
         verts, tris = simplified.vertices, simplified.faces
     scaled = (torch.as_tensor(verts, dtype=torch.float64) / radius).to(torch.float32)
-    prepared = PreparedMesh(Mesh(scaled, torch.as_tensor(tris, dtype=torch.int64)), radius, key)
-    _PREPARED_MESHES[key] = prepared
-    while len(_PREPARED_MESHES) > 4:
-        _PREPARED_MESHES.popitem(last=False)
-    return prepared
+    return _PREPARED_MESHES.put(key, PreparedMesh(Mesh(scaled, torch.as_tensor(tris, dtype=torch.int64)), radius, key))
 
 
 #: Prepared (validated, simplified, scaled) meshes by content hash, most recent last.
-_PREPARED_MESHES: "collections.OrderedDict[str, PreparedMesh]" = collections.OrderedDict()
+_PREPARED_MESHES = LRU(4)
 
 
 def load_photo(photo) -> Tuple[np.ndarray, Optional[np.ndarray]]:

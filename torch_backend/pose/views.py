@@ -4,7 +4,6 @@ ready for scoring (centroid, radius of gyration), and a cache so a batch of phot
 renders its grid once. Blender may supply the renders instead (:class:`CoarseViews`)."""
 from __future__ import annotations
 
-import collections
 import dataclasses
 import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 
 from ..intrinsics import Intrinsics
+from ..lru import LRU
 from ..meshes import check_mesh
 from .cues import moments
 from .options import DEFAULT_AZIMUTH_STEP, DEFAULT_ELEVATIONS
@@ -222,8 +222,7 @@ class CoarseViewCache:
     renders the grid once. Thread-unsafe; one process-wide instance is used by default."""
 
     def __init__(self, max_entries: int = 12):
-        self.max_entries = int(max_entries)
-        self._entries: "collections.OrderedDict[tuple, ViewSet]" = collections.OrderedDict()
+        self._entries = LRU(max_entries)
         self.hits = 0
         self.misses = 0
 
@@ -231,20 +230,15 @@ class CoarseViewCache:
         coarse = _coarse_camera(cam)
         key = (mesh.key, round(coarse.focal_px / coarse.fit_span_px, 4), float(azimuth_step), tuple(float(e) for e in elevations))
         if key in self._entries:
-            self._entries.move_to_end(key)
             self.hits += 1
-            return self._entries[key]
+            return self._entries.get(key)
         self.misses += 1
         distance = _coarse_distance(coarse)
         count = int(round(360.0 / azimuth_step))
         poses = [Pose(a * azimuth_step, float(e), distance) for e in elevations for a in range(count)]
         images, silhouettes = render_coarse_views(mesh.vertices.double().numpy(), mesh.faces.numpy(), poses, coarse.as_dict())
         params = torch.tensor([[p.azimuth, p.elevation, p.distance, p.roll] for p in poses], dtype=torch.float32)
-        views = view_set(images, silhouettes, params, coarse)
-        self._entries[key] = views
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-        return views
+        return self._entries.put(key, view_set(images, silhouettes, params, coarse))
 
     def clear(self) -> None:
         self._entries.clear()

@@ -1,0 +1,93 @@
+"""One alignment's settings, wherever they come from: the panel, ``gradhog align``, the batch script.
+
+Each front-end turns its settings into the keywords of :func:`blender_gradhog.api.prepare` (what
+glTF-Blender-IO's ``as_keywords()`` does for its operators): where the object is in the photo
+(``bbox``, ``mask``, ``mask_source``), where torch computes (``device``), and ``options``, one
+:class:`PoseOptions`. The pose settings' defaults, types and help texts are read from
+``PoseOptions`` and nowhere else. No ``bpy`` and no torch here.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from typing import Any, Mapping
+
+from . import _backend
+from .errors import AlignError
+
+PoseOptions = _backend.pose_options.PoseOptions
+HOG_VARIANTS = _backend.pose_options.HOG_VARIANTS
+
+#: The pose settings the panel and both command lines offer; the others keep their defaults.
+EXPOSED = ("top_k", "seed", "refine", "starts", "iterations", "hog_variant")
+DEVICES = ("cpu", "cuda")
+
+
+def pose_options(values: Mapping[str, Any], base: PoseOptions | None = None) -> PoseOptions:
+    """``base`` (default: the defaults) with ``values`` (any of its fields) replaced; :class:`AlignError`
+    names a bad or unknown one."""
+    try:
+        return PoseOptions.from_mapping(values, base=base)
+    except ValueError as error:
+        raise AlignError(str(error)) from None
+
+
+def from_panel(settings) -> dict:
+    """``api.prepare`` keywords from the panel's settings (``scene.gradhog``)."""
+    return {
+        "bbox": tuple(settings.box) if settings.use_box else None,
+        "mask_source": settings.mask_source,
+        "mask": settings.mask_image if settings.mask_source == 'IMAGE' else None,
+        "device": settings.device,
+        "lock_focal_length": settings.lock_focal_length,
+        "options": pose_options({name: getattr(settings, name) for name in EXPOSED}),
+    }
+
+
+def from_arguments(args: argparse.Namespace, entry: Mapping[str, Any] | None = None) -> dict:
+    """``api.prepare`` keywords from parsed :func:`add_arguments` flags; ``entry`` (a batch manifest
+    line) overrides ``bbox`` and ``mask`` for one photo."""
+    entry = entry or {}
+    mask = entry.get("mask", getattr(args, "mask", None))
+    return {
+        "bbox": entry.get("bbox", getattr(args, "bbox", None)),
+        # "//" is Blender's .blend-relative prefix: left for bpy.path.abspath to resolve.
+        "mask": os.path.abspath(mask) if mask and not str(mask).startswith("//") else mask,
+        "mask_source": 'NONE' if getattr(args, "no_alpha_mask", False) else 'ALPHA',
+        "device": args.device,
+        "options": pose_options({name: getattr(args, name) for name in EXPOSED if hasattr(args, name)}),
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, cues: bool = True) -> None:
+    """Add the alignment flags (``--top-k``, ``--seed``, ``--no-refine``..., ``--device`` and, with
+    ``cues``, ``--bbox`` and ``--mask`` / ``--no-alpha-mask``) to a ``gradhog`` or batch parser."""
+    if cues:
+        parser.add_argument("--bbox", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"),
+                            help="box around the object in photo pixels (origin top-left)")
+        masks = parser.add_mutually_exclusive_group()
+        masks.add_argument("--mask", help="mask image of the object (non-zero = object), photo-sized")
+        masks.add_argument("--no-alpha-mask", action="store_true", help="ignore the photo's alpha channel")
+    for name in EXPOSED:
+        default, help_text = PoseOptions.default(name), PoseOptions.help(name)
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):  # on by default: the flag turns it off
+            parser.add_argument(f"--no-{flag[2:]}", dest=name, action="store_false", default=default,
+                                help=f"turn off: {help_text}")
+        elif name == "hog_variant":
+            parser.add_argument(flag, choices=HOG_VARIANTS, default=default, help=f"{help_text} (default {default})")
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=f"{help_text} (default {default})")
+    parser.add_argument("--device", choices=DEVICES, default=DEVICES[0], help="where PyTorch computes")
+
+
+def json_ready(value):
+    """``value`` with non-finite floats as ``None`` (strict JSON has no NaN or Infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    return value

@@ -1,0 +1,70 @@
+"""blender_gradhog.options (no bpy): both command lines' alignment flags read PoseOptions, and their
+values reach ``api.prepare`` as one PoseOptions; torch_backend.lru, the caches' one shape."""
+from __future__ import annotations
+
+import argparse
+import math
+
+import pytest
+
+from blender_gradhog import options
+from blender_gradhog.errors import AlignError
+from torch_backend.lru import LRU
+from torch_backend.pose import HOG_VARIANTS, PoseOptions
+
+
+def parse(argv, **kwargs):
+    parser = argparse.ArgumentParser()
+    options.add_arguments(parser, **kwargs)
+    return parser.parse_args(argv)
+
+
+def test_flag_defaults_are_pose_options_defaults():
+    keywords = options.from_arguments(parse([]))
+    assert keywords["options"] == PoseOptions()
+    assert keywords == {"bbox": None, "mask": None, "mask_source": 'ALPHA', "device": 'cpu', "options": PoseOptions()}
+
+
+def test_flags_reach_pose_options():
+    args = parse(["--top-k", "5", "--seed", "7", "--no-refine", "--starts", "2", "--iterations", "9",
+                  "--hog-variant", "dalal", "--no-alpha-mask", "--bbox", "1", "2", "30", "40"])
+    keywords = options.from_arguments(args)
+    assert keywords["options"] == PoseOptions(top_k=5, seed=7, refine=False, starts=2, iterations=9, hog_variant="dalal")
+    assert keywords["mask_source"] == 'NONE' and keywords["bbox"] == [1.0, 2.0, 30.0, 40.0]
+    with pytest.raises(SystemExit):
+        parse(["--hog-variant", "nope"])
+    for variant in HOG_VARIANTS:
+        assert options.from_arguments(parse(["--hog-variant", variant]))["options"].hog_variant == variant
+
+
+def test_a_manifest_entry_overrides_box_and_mask(tmp_path):
+    keywords = options.from_arguments(parse(["--mask", "global.png"]), {"bbox": [0, 0, 9, 9], "mask": "m.png"})
+    assert keywords["bbox"] == [0, 0, 9, 9] and keywords["mask"].endswith("m.png")
+    assert options.from_arguments(parse(["--mask", "//rel.png"]))["mask"] == "//rel.png"  # Blender resolves it
+
+
+def test_demo_parser_has_no_cue_flags():
+    args = parse([], cues=False)
+    assert not hasattr(args, "bbox") and not hasattr(args, "mask")
+    assert options.from_arguments(args)["options"] == PoseOptions()
+
+
+def test_bad_values_raise_align_error_naming_them():
+    with pytest.raises(AlignError, match="top_k"):
+        options.from_arguments(parse(["--top-k", "0"]))
+    with pytest.raises(AlignError, match="unknown"):
+        options.pose_options({"nope": 1})
+
+
+def test_json_ready_turns_non_finite_into_null():
+    assert options.json_ready({"a": [1.0, math.inf], "b": (math.nan, 2)}) == {"a": [1.0, None], "b": [None, 2]}
+
+
+def test_lru_keeps_the_most_recently_used():
+    cache = LRU(2)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.get("a") == 1  # "a" is now the most recent
+    cache.put("c", 3)
+    assert "b" not in cache and cache.get("a") == 1 and cache.get("c") == 3 and len(cache) == 2
+    assert cache.get("b", "missing") == "missing"
