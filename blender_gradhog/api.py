@@ -76,6 +76,7 @@ class AlignJob:
         options: the :class:`PoseOptions` of ``estimate_pose``; device: ``'cpu'`` or ``'cuda'``.
         camera_name, object_name, scene_name, photo_name: what :func:`apply` writes to.
         pending_views: a :class:`CoarseViewJob` still to render (``prepare(coarse_views='later')``).
+        cache_dir: folder of the on-disk coarse-view cache for views the backend renders (None: memory only).
     """
 
     photo: np.ndarray
@@ -94,11 +95,12 @@ class AlignJob:
     lock_focal_length: bool = True
     prepare_seconds: float = 0.0
     pending_views: Any = None
+    cache_dir: str | None = None
 
 
 def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_source: str = 'ALPHA',
             device: str = 'cpu', lock_focal_length: bool = True, coarse_views: bool = True, depsgraph=None,
-            options: PoseOptions | None = None, **overrides) -> AlignJob:
+            cache_dir: str | None = None, options: PoseOptions | None = None, **overrides) -> AlignJob:
     """Gather the photo, cues, evaluated mesh and intrinsics, and render the coarse views (main thread).
 
     Args:
@@ -113,6 +115,8 @@ def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_s
         coarse_views: render the coarse views with Blender now (True), let the backend render
             them (False), or ``'later'``: ``job.pending_views`` is a :class:`CoarseViewJob` to
             render step by step (its temporary scene exists until it finishes or is closed).
+        cache_dir: with ``coarse_views=False``, a folder where the backend keeps its renders for
+            later processes (:class:`torch_backend.pose.CoarseViewCache`); None: memory only.
         options: the :class:`PoseOptions` of ``estimate_pose`` (default: its defaults);
             ``overrides`` replace some of them (e.g. ``top_k=5, iterations=40, hog_variant='dalal'``).
 
@@ -151,6 +155,7 @@ def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_s
         camera_name=camera.name if camera else None, object_name=obj.name, scene_name=scene.name,
         photo_name=image.name, cue=cue, lock_focal_length=lock_focal_length,
         prepare_seconds=time.perf_counter() - started, pending_views=pending if views is None else None,
+        cache_dir=cache_dir,
     )
 
 
@@ -281,6 +286,18 @@ def _float64():
 # Solve (any thread: no bpy below until apply)
 # --------------------------------------------------------------------------------------------
 
+_BACKEND_CACHES: dict = {}
+
+
+def _backend_cache(directory: str | None):
+    """One :class:`CoarseViewCache` per cache folder (None: the backend's process-wide one)."""
+    if directory is None:
+        return None
+    if directory not in _BACKEND_CACHES:
+        _BACKEND_CACHES[directory] = core().pose.CoarseViewCache(directory=directory)
+    return _BACKEND_CACHES[directory]
+
+
 def solve(job: AlignJob, callback: Callable[[float, str], bool] | None = None):
     """Run ``estimate_pose`` for ``job``; ``callback(progress, message)`` returning False cancels.
 
@@ -292,7 +309,8 @@ def solve(job: AlignJob, callback: Callable[[float, str], bool] | None = None):
     try:
         return pose.estimate_pose(
             job.photo, job.mesh.vertices, job.mesh.faces, job.intrinsics, bbox=job.bbox, mask=job.mask,
-            coarse_views=job.coarse_views, options=job.options, device=job.device, callback=callback)
+            coarse_views=job.coarse_views, options=job.options, device=job.device, callback=callback,
+            cache=_backend_cache(job.cache_dir))
     except pose.Cancelled:
         raise AlignCancelled("alignment cancelled: the camera was not changed") from None
     except ValueError as error:

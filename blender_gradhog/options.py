@@ -22,6 +22,8 @@ HOG_VARIANTS = _backend.pose_options.HOG_VARIANTS
 #: The pose settings the panel and both command lines offer; the others keep their defaults.
 EXPOSED = ("top_k", "seed", "refine", "starts", "iterations", "hog_variant")
 DEVICES = ("cpu", "cuda")
+#: Who renders the coarse views for the command lines (the first is the default).
+COARSE_RENDERERS = ("torch", "blender")
 
 
 def pose_options(values: Mapping[str, Any], base: PoseOptions | None = None) -> PoseOptions:
@@ -57,7 +59,27 @@ def from_arguments(args: argparse.Namespace, entry: Mapping[str, Any] | None = N
         "mask_source": 'NONE' if getattr(args, "no_alpha_mask", False) else 'ALPHA',
         "device": args.device,
         "options": pose_options({name: getattr(args, name) for name in EXPOSED if hasattr(args, name)}),
+        **coarse_view_keywords(args),
     }
+
+
+def coarse_view_keywords(args: argparse.Namespace) -> dict:
+    """``api.prepare``'s ``coarse_views`` and ``cache_dir`` from ``--coarse-renderer``, ``--cache-dir``
+    and ``--no-cache``."""
+    renderer = getattr(args, "coarse_renderer", COARSE_RENDERERS[0])
+    cache_dir = None
+    if renderer == "torch" and not getattr(args, "no_cache", False):
+        cache_dir = getattr(args, "cache_dir", None) or default_cache_dir()
+    return {"coarse_views": renderer == "blender", "cache_dir": cache_dir}
+
+
+def default_cache_dir() -> str:
+    """The user's cache folder for gradhog (``platformdirs``; ``~/.cache/gradhog`` on Linux)."""
+    try:
+        import platformdirs
+    except ImportError:  # the add-on inside Blender may lack it
+        return os.path.join(os.path.expanduser("~"), ".cache", "gradhog")
+    return platformdirs.user_cache_dir("gradhog", appauthor=False)
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, cues: bool = True) -> None:
@@ -80,6 +102,11 @@ def add_arguments(parser: argparse.ArgumentParser, *, cues: bool = True) -> None
         else:
             parser.add_argument(flag, type=type(default), default=default, help=f"{help_text} (default {default})")
     parser.add_argument("--device", choices=DEVICES, default=DEVICES[0], help="where PyTorch computes")
+    parser.add_argument("--coarse-renderer", choices=COARSE_RENDERERS, default=COARSE_RENDERERS[0],
+                        help="who renders the coarse views: torch (fast, cached on disk) or Blender's Workbench")
+    parser.add_argument("--cache-dir", default=None,
+                        help="folder of the coarse-view cache (default: the user's cache folder)")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk coarse-view cache")
 
 
 def json_ready(value):

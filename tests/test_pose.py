@@ -308,3 +308,45 @@ def test_unknown_hog_variant_is_refused(tiny):
     vertices, faces, photo, mask = tiny
     with pytest.raises(ValueError, match="hog_variant"):
         estimate_pose(photo, vertices, faces, INTRINSICS, mask=mask, hog_variant="sift")
+
+
+def test_level_camera_and_ground_constraints_are_kept(chair, cache):
+    """What the artist knows: a level camera keeps roll at 0, an object on the ground keeps the
+    camera above the horizon."""
+    vertices, faces, radius = chair
+    true = Pose(60.0, 5.0, 3.2 * radius, 0.0)
+    photo, mask = photo_of(vertices, faces, true, seed=4)
+    result = estimate_pose(photo, vertices, faces, INTRINSICS, mask=mask, cache=cache, level_camera=True,
+                           elevation_range=(0.0, 90.0), **FAST)
+    for candidate, _ in result.candidates:
+        assert candidate.roll == 0.0
+        assert candidate.elevation >= 0.0
+    assert azimuth_error(result.pose.azimuth, true.azimuth) < 5.0
+
+
+@pytest.mark.parametrize("offset", [25.0, -30.0])
+def test_refinement_from_a_rough_initial_pose(mask_case, chair, cache, offset):
+    """Started 25-30 deg off (as an artist places the camera by hand), the search stays near the
+    start and lands on the true pose."""
+    true, photo, mask, _ = mask_case
+    vertices, faces, _ = chair
+    start = (true.azimuth + offset, true.elevation - offset / 3, true.distance * 1.2, true.roll - 10.0)
+    result = estimate_pose(photo, vertices, faces, INTRINSICS, mask=mask, cache=cache, initial_pose=start, **FAST)
+    assert azimuth_error(result.pose.azimuth, true.azimuth) < 3.0
+    assert abs(result.pose.elevation - true.elevation) < 3.0
+    for candidate, _ in result.candidates:  # nothing far from the start is searched
+        assert azimuth_error(candidate.azimuth, start[0]) <= 45.0 + 15.0
+
+
+def test_initial_pose_must_be_angles():
+    with pytest.raises(ValueError, match="initial_pose"):
+        estimate_pose(np.zeros((HEIGHT, WIDTH, 3)), *meshes.make_mesh("chair"), INTRINSICS,
+                      bbox=(10, 10, 50, 50), initial_pose=("north", 10))
+
+
+def test_margin_to_the_next_distinct_pose(mask_case):
+    _, _, _, result = mask_case
+    assert result.margin >= 0.0
+    assert result.ambiguous == (result.margin < 0.02)
+    if len(result.candidates) > 1:
+        assert result.margin == pytest.approx(result.candidates[0][1] - result.candidates[1][1])

@@ -94,13 +94,15 @@ def estimate_pose(
         raise ValueError(
             f"camera_intrinsics: resolution {cam.width}x{cam.height} differs from the photo's {rgb.shape[1]}x{rgb.shape[0]}"
         )
+    tick = time.perf_counter()
     mesh = prepare_mesh(vertices, faces, options.max_faces)
+    timings = {"prepare_mesh": time.perf_counter() - tick}
     object_mask, box, mode = _choose_cue(rgb, alpha, bbox, mask, options)
     progress(0.0, "reading inputs")
     find = dict(coarse_views=coarse_views, cache=cache, device=device, initial=_initial_view(initial_pose))
     if mode == "photo" and options.proposals:
-        return _estimate_from_proposals(rgb, cam, mesh, options, progress, started, **find)
-    return _estimate_with_cue(rgb, cam, mesh, mode, object_mask, box, options, progress, started, **find)
+        return _estimate_from_proposals(rgb, cam, mesh, options, progress, started, timings, **find)
+    return _estimate_with_cue(rgb, cam, mesh, mode, object_mask, box, options, progress, started, timings, **find)
 
 
 def _choose_cue(rgb: np.ndarray, alpha: Optional[np.ndarray], bbox, mask, options: PoseOptions
@@ -116,11 +118,12 @@ def _choose_cue(rgb: np.ndarray, alpha: Optional[np.ndarray], bbox, mask, option
 
 
 def _estimate_with_cue(rgb: np.ndarray, cam: Intrinsics, mesh: PreparedMesh, mode: str, object_mask: Optional[np.ndarray],
-                       box, options: PoseOptions, progress: Progress, started: float, *,
+                       box, options: PoseOptions, progress: Progress, started: float, timings: Dict[str, float], *,
                        coarse_views: Optional[CoarseViews], cache: Optional[CoarseViewCache], device,
                        initial: Optional[Tuple[float, float, float]]) -> PoseResult:
-    """Coarse grid, then refinement, for a mask, a box, or (``proposals=False``) GrabCut's mask of the frame."""
-    timings: Dict[str, float] = {}
+    """Coarse grid, then refinement, for a mask, a box, or (``proposals=False``) GrabCut's mask of the
+    frame; ``timings`` (seconds per stage so far) is extended."""
+    timings = dict(timings)
     tick = time.perf_counter()
     height, width = rgb.shape[:2]
     grab_region = box
@@ -250,7 +253,7 @@ def photo_proposals(rgb: np.ndarray, insets: Sequence[float] = (0.03, 0.10)) -> 
 
 
 def _estimate_from_proposals(rgb: np.ndarray, cam: Intrinsics, mesh: PreparedMesh, options: PoseOptions,
-                             progress: Progress, started: float, **find: Any) -> PoseResult:
+                             progress: Progress, started: float, timings: Dict[str, float], **find: Any) -> PoseResult:
     """Photo-only mode: box mode on each automatic object box (:func:`photo_proposals`); the
     estimate with the best objective wins and the candidates of all are pooled."""
     tick = time.perf_counter()
@@ -262,14 +265,14 @@ def _estimate_from_proposals(rgb: np.ndarray, cam: Intrinsics, mesh: PreparedMes
                              f" (object guess {number + 1}/{len(boxes)})")
         box = _masks.validate_box(proposal, rgb.shape[:2])
         part(0.0, "reading inputs")
-        results.append(_estimate_with_cue(rgb, cam, mesh, "box", None, box, options, part, started, **find))
+        results.append(_estimate_with_cue(rgb, cam, mesh, "box", None, box, options, part, started, {}, **find))
     best = max(results, key=lambda result: result.score)
     pooled = sorted((pair for result in results for pair in result.candidates), key=lambda pair: -pair[1])
     directions = torch.tensor([[p.azimuth, p.elevation] for p, _ in pooled], dtype=torch.float64)
     chosen = distinct(range(len(pooled)), directions, max(options.top_k, 2), min_gap=15.0)
     candidates = [pooled[i] for i in chosen[:options.top_k]]
     margin = candidates[0][1] - pooled[chosen[1]][1] if len(chosen) > 1 else float("nan")
-    timings: Dict[str, float] = {"cues": cues_seconds}
+    timings = dict(timings, cues=cues_seconds)
     for result in results:
         for key, value in result.timings.items():
             timings[key] = timings.get(key, 0.0) + value

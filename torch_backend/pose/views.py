@@ -5,7 +5,12 @@ renders its grid once. Blender may supply the renders instead (:class:`CoarseVie
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
+import os
+import tempfile
+import warnings
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -217,31 +222,84 @@ def view_set(images, silhouettes, params: torch.Tensor, cam: Intrinsics) -> View
     return ViewSet(images, silhouettes, params, cam, centroids, radii)
 
 
-class CoarseViewCache:
-    """LRU cache of coarse views per (mesh, field of view, grid): a batch of photos of one mesh
-    renders the grid once. Thread-unsafe; one process-wide instance is used by default."""
+#: Changes whenever the renders of :func:`render_coarse_views` would change: files written by
+#: another version are not read.
+DISK_FORMAT = "coarse-views-1"
 
-    def __init__(self, max_entries: int = 12):
+
+class CoarseViewCache:
+    """Coarse views per (mesh, field of view, grid): a batch of photos of one mesh renders the
+    grid once. Kept in memory (the ``max_entries`` most recent) and, with a ``directory``, on disk
+    as well, so that later processes (another ``gradhog align``, batch workers) skip the renders.
+
+    Disk entries are written whole to a temporary file and renamed into place, so concurrent
+    writers never leave a torn file (the last rename wins; both wrote the same content).
+    Unreadable or foreign files are ignored and rewritten. Thread-unsafe in memory.
+    """
+
+    def __init__(self, max_entries: int = 12, directory: Optional[os.PathLike] = None):
         self._entries = LRU(max_entries)
+        self.directory = Path(directory) if directory is not None else None
         self.hits = 0
+        self.disk_hits = 0
         self.misses = 0
 
     def get(self, mesh: PreparedMesh, cam: Intrinsics, azimuth_step: float, elevations: Sequence[float]) -> ViewSet:
+        """The views of ``mesh`` for ``cam``'s field of view and the grid (rendered on a miss)."""
         coarse = _coarse_camera(cam)
         key = (mesh.key, round(coarse.focal_px / coarse.fit_span_px, 4), float(azimuth_step), tuple(float(e) for e in elevations))
         if key in self._entries:
             self.hits += 1
             return self._entries.get(key)
-        self.misses += 1
         distance = _coarse_distance(coarse)
         count = int(round(360.0 / azimuth_step))
         poses = [Pose(a * azimuth_step, float(e), distance) for e in elevations for a in range(count)]
-        images, silhouettes = render_coarse_views(mesh.vertices.double().numpy(), mesh.faces.numpy(), poses, coarse.as_dict())
+        rendered = self._read(key)
+        if rendered is None:
+            self.misses += 1
+            rendered = render_coarse_views(mesh.vertices.double().numpy(), mesh.faces.numpy(), poses, coarse.as_dict())
+            self._write(key, *rendered)
+        else:
+            self.disk_hits += 1
         params = torch.tensor([[p.azimuth, p.elevation, p.distance, p.roll] for p in poses], dtype=torch.float32)
-        return self._entries.put(key, view_set(images, silhouettes, params, coarse))
+        return self._entries.put(key, view_set(*rendered, params, coarse))
 
     def clear(self) -> None:
+        """Forget the views held in memory (files on disk stay)."""
         self._entries.clear()
+
+    def _path(self, key: tuple) -> Path:
+        digest = hashlib.sha1(repr((DISK_FORMAT, key)).encode()).hexdigest()
+        return self.directory / f"{DISK_FORMAT}-{digest}.npz"
+
+    def _read(self, key: tuple) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+        if self.directory is None:
+            return None
+        try:
+            with np.load(self._path(key)) as stored:
+                # Pillow's renders are whole 8-bit shades and 0/1 coverage: stored exactly.
+                images = torch.from_numpy(stored["shades"].astype(np.float32) / 255.0)
+                silhouettes = torch.from_numpy(stored["silhouettes"].astype(np.float32))
+        except (OSError, KeyError, ValueError):
+            return None
+        return images, silhouettes
+
+    def _write(self, key: tuple, images: torch.Tensor, silhouettes: torch.Tensor) -> None:
+        if self.directory is None:
+            return
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.stem, suffix=".tmp", delete=False) as handle:
+                np.savez_compressed(handle, shades=np.round(images.numpy() * 255.0).astype(np.uint8),
+                                    silhouettes=silhouettes.numpy() > 0.5)
+            os.replace(handle.name, path)
+        except OSError as error:  # a read-only or full cache folder costs speed, not the result
+            warnings.warn(f"coarse-view cache: could not write {path}: {error}")
+            try:
+                os.unlink(handle.name)
+            except (OSError, UnboundLocalError):
+                pass
 
 
 #: The process-wide cache used when no other is given.
