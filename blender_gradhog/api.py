@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import bpy
@@ -232,6 +232,12 @@ class CoarseViewJob:
         self._renderer = None
         if self.views is not None:
             return
+        # Workbench renders the mesh the search will use (simplified to the face budget; the
+        # backend keeps it, so the search does not simplify again): a scanned mesh of a million
+        # faces takes seconds per view, its 2000-face version milliseconds.
+        prepared = pose.prepare_mesh(mesh.vertices, mesh.faces, options.max_faces)
+        mesh = replace(mesh, vertices=(prepared.vertices.double() * prepared.radius).numpy(),
+                                   faces=prepared.faces.numpy())
         self._poses = list(pose.coarse_view_poses(mesh.vertices, intrinsics, **grid))
         matrices = camera.camera_to_world(
             [p.azimuth for p in self._poses], [p.elevation for p in self._poses],

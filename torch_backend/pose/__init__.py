@@ -23,6 +23,7 @@ from .types import AMBIGUOUS_MARGIN, Cancelled, CoarseViews, Pose, PoseResult
 __all__ = [
     "estimate_pose",
     "photo_proposals",
+    "prepare_mesh",
     "PoseOptions",
     "Pose",
     "PoseResult",
@@ -47,8 +48,8 @@ def __getattr__(name: str):
     """The torch-backed names of ``__all__`` (``estimate_pose``, the coarse views), imported on first use."""
     if name not in __all__:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from . import estimate, views
+    from . import estimate, prepare, views
 
-    value = getattr(estimate if hasattr(estimate, name) else views, name)
+    value = next(getattr(module, name) for module in (estimate, views, prepare) if hasattr(module, name))
     globals()[name] = value
     return value
