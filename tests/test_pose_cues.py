@@ -98,3 +98,17 @@ def test_occlusion_edge_evidence_rewards_seen_edges_and_penalises_hallucinated_o
 def test_hog_cells_of_every_variant_are_unsigned_cells(variant):
     cells = cues.hog_cells(torch.rand(2, 64, 48), variant)
     assert cells.shape == (2, 9, 8, 6) and torch.isfinite(cells).all()
+
+
+def test_gray_photos_are_told_apart_and_binned_by_intensity():
+    generator = torch.Generator().manual_seed(0)
+    gray = torch.rand(1, 40, 50, generator=generator).expand(3, -1, -1)
+    colour = torch.rand(3, 40, 50, generator=generator)
+    noisy_gray = (gray + 0.004 * (torch.rand(3, 40, 50, generator=generator) - 0.5)).clamp(0, 1)
+    assert cues.is_gray(gray) and cues.is_gray(noisy_gray)
+    assert not cues.is_gray(colour)
+    bins = cues.color_bins(gray, gray=True)
+    assert int(bins.min()) >= 0 and int(bins.max()) < cues.GRAY_LEVELS
+    # the joint RGB bins leave a gray photo only COLOR_BINS levels; intensity bins keep GRAY_LEVELS
+    assert len(torch.unique(cues.color_bins(gray))) <= cues.COLOR_BINS
+    assert len(torch.unique(bins)) > cues.COLOR_BINS

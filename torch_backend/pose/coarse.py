@@ -124,6 +124,7 @@ def coarse_search(
     hog_rolls: int = 3,
     photo_rgb: Optional[torch.Tensor] = None,
     hog_variant: str = "uoctti",
+    gray: bool = False,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Score every (view, roll) aligned to the photo; return ``(scores (N*R,), params (N*R, 6))``
     with params in normalised mesh units (az, el, dist, roll, shift_x, shift_y).
@@ -132,7 +133,8 @@ def coarse_search(
     its centroid and radius of gyration are matched to the mask's. Score: weighted mean of the soft
     IoU with ``mask`` ``(H, W)``, the unsigned-HOG cosine inside the object region, (box) the box
     IoU and (``photo_rgb`` ``(3, H, W)`` given) how well the photo's colours predict the silhouette
-    (:func:`region_color_information`, over the whole patch). ``weights``: ``iou, hog, box, color``.
+    (:func:`region_color_information`, over the whole patch; ``gray``: by intensity, see
+    :func:`color_bins`). ``weights``: ``iou, hog, box, color``.
     """
     height, width = photo_gray.shape
     m_centre, _, m_radius = moments(mask[None])
@@ -163,14 +165,15 @@ def coarse_search(
         check(0.05 + 0.25 * start / n_views, "coarse grid")
         stop = min(n_views, start + chunk)
         chunk_box_fit = box_fit[start:stop] if box_fit is not None else None
-        score = _score_chunk(sampler, start, stop, n_rolls, chunk_box_fit, used, min(hog_rolls, n_rolls), hog_variant)
+        score = _score_chunk(sampler, start, stop, n_rolls, chunk_box_fit, used, min(hog_rolls, n_rolls), hog_variant,
+                             gray)
         scores[start:stop] = (score / total).view(stop - start, n_rolls)
     params = similarity_to_params(views, centres, scale, roll_t, cam)
     return scores.reshape(-1), params.reshape(-1, 6)
 
 
 def _score_chunk(sampler: _PatchSampler, start: int, stop: int, n_rolls: int, box_fit: Optional[torch.Tensor],
-                 weights: Dict[str, float], top: int, hog_variant: str) -> torch.Tensor:
+                 weights: Dict[str, float], top: int, hog_variant: str, gray: bool) -> torch.Tensor:
     """Weighted (unnormalised) scores ``((stop - start) * R,)`` of views ``start..stop`` at every roll."""
     count = stop - start
     view_index = torch.arange(start, stop).repeat_interleave(n_rolls)
@@ -193,7 +196,7 @@ def _score_chunk(sampler: _PatchSampler, start: int, stop: int, n_rolls: int, bo
         patches, photo_patch = sampler.sample(view_index, roll_index, picked, offset, with_images=w_hog > 0)
         costly = torch.zeros(picked.shape[0])
         if w_color > 0:
-            bins = color_bins(photo_patch[:, 2:5]).flatten(1)
+            bins = color_bins(photo_patch[:, 2:5], gray=gray).flatten(1)
             inside = (photo_patch[:, 5] > 0.5).flatten(1)
             costly = costly + w_color * region_color_information(patches[:, 0].flatten(1), bins, inside)
         if w_hog > 0:

@@ -13,7 +13,7 @@ from ..hog import hog, skimage_hog
 from .options import HOG_VARIANTS
 
 __all__ = [
-    "moments", "silhouette_iou", "box_iou", "hog_cells", "masked_hog_cosine", "COLOR_BINS", "color_bins",
+    "moments", "silhouette_iou", "box_iou", "hog_cells", "masked_hog_cosine", "COLOR_BINS", "GRAY_LEVELS", "color_bins", "is_gray",
     "region_color_information", "gradient_magnitude", "occlusion_edge_evidence",
 ]
 
@@ -76,10 +76,25 @@ def masked_hog_cosine(a: torch.Tensor, b: torch.Tensor, region: torch.Tensor) ->
 COLOR_BINS = 8
 
 
-def color_bins(rgb: torch.Tensor, bins: int = COLOR_BINS) -> torch.Tensor:
-    """Joint RGB bin index ``(..., H, W)`` (int64 in ``[0, bins**3)``) of ``(..., 3, H, W)`` colours in [0, 1]."""
+#: Intensity levels of the region term on gray photos (their colours all lie on the gray axis,
+#: where the joint RGB bins leave only ``COLOR_BINS`` of them).
+GRAY_LEVELS = 32
+
+
+def color_bins(rgb: torch.Tensor, bins: int = COLOR_BINS, gray: bool = False) -> torch.Tensor:
+    """Joint RGB bin index ``(..., H, W)`` (int64 in ``[0, bins**3)``) of ``(..., 3, H, W)`` colours
+    in [0, 1]; with ``gray`` (a black-and-white photo), one of :data:`GRAY_LEVELS` intensity levels."""
+    if gray:
+        return (rgb[..., 0, :, :].clamp(0, 1) * (GRAY_LEVELS - 1e-3)).long()
     q = (rgb.clamp(0, 1) * (bins - 1e-3)).long()
     return (q[..., 0, :, :] * bins + q[..., 1, :, :]) * bins + q[..., 2, :, :]
+
+
+def is_gray(rgb: torch.Tensor, tolerance: float = 2.0 / 255.0) -> bool:
+    """True when a ``(3, H, W)`` photo is black and white (its channels agree to ``tolerance``
+    almost everywhere: JPEG leaves a little chroma noise)."""
+    spread = (rgb.amax(0) - rgb.amin(0)).flatten()
+    return bool(torch.quantile(spread[:: max(1, spread.numel() // 100000)], 0.99) <= tolerance)
 
 
 def region_color_information(silhouette: torch.Tensor, bins: torch.Tensor, valid: torch.Tensor,

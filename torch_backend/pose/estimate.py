@@ -27,7 +27,7 @@ import torch
 from .. import masks as _masks
 from ..intrinsics import Intrinsics
 from .coarse import ROLL_SIGN, coarse_search
-from .cues import box_iou
+from .cues import box_iou, is_gray
 from .options import PoseOptions
 from .prepare import Observation, PreparedMesh, load_photo, prepare_mesh
 from .refine import candidate_lenses, distinct, lens_range_mm, refine_poses, to_pose
@@ -135,8 +135,9 @@ def _estimate_with_cue(rgb: np.ndarray, cam: Intrinsics, mesh: PreparedMesh, mod
         object_mask = _masks.grabcut_from_box(rgb, grab_region)
     timings["cues"] = time.perf_counter() - tick
     options = options.for_mode(mode)
-    observation = Observation(torch.from_numpy(rgb).permute(2, 0, 1), cam, mode,
-                              torch.from_numpy(object_mask.astype(np.float32))[None], box, grab_region)
+    rgb_t = torch.from_numpy(rgb).permute(2, 0, 1)
+    observation = Observation(rgb_t, cam, mode, torch.from_numpy(object_mask.astype(np.float32))[None], box,
+                              grab_region, gray=is_gray(rgb_t))
     if float(observation.working(options.work_size)[2].sum()) < 1.0:
         raise ValueError("mask: the object covers less than one pixel at the working resolution")
 
@@ -193,7 +194,7 @@ def _coarse_stage(observation: Observation, mesh: PreparedMesh, options: PoseOpt
         part = progress.part(number / len(lenses), (number + 1) / len(lenses)) if lens is not None else progress
         scores, params = coarse_search(views, photo_gray, mask_t, lens_cam, rolls, weights, part,
                                        box=observation.box_at(lens_cam), photo_rgb=observation.rgb_at(lens_cam),
-                                       hog_variant=options.hog_variant)
+                                       hog_variant=options.hog_variant, gray=observation.gray)
         if lens is not None:
             params = torch.cat([params, torch.full_like(params[:, :1], float(lens))], 1)
         all_scores.append(scores)

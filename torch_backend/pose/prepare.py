@@ -149,6 +149,7 @@ class Observation:
         mask: ``(1, H, W)`` float32 object mask (given, or GrabCut's in box/photo mode).
         box: ``(x0, y0, x1, y1)`` full-resolution pixels (box mode) or None.
         grab_region: the box GrabCut was seeded with (box, or the inset frame in photo mode).
+        gray: the photo is black and white (the region term then bins intensities).
     """
 
     rgb: torch.Tensor
@@ -157,6 +158,7 @@ class Observation:
     mask: torch.Tensor
     box: Optional[Tuple[float, float, float, float]] = None
     grab_region: Optional[Tuple[float, float, float, float]] = None
+    gray: bool = False
 
     @property
     def size(self) -> Tuple[int, int]:

@@ -123,7 +123,8 @@ class Objective:
 
     def __init__(self, mesh: PreparedMesh, cam: Intrinsics, mask: torch.Tensor, photo_gray: torch.Tensor, hog_weight: float, iou_weight: float,
                  box: Optional[torch.Tensor] = None, box_weight: float = 0.0,
-                 photo_rgb: Optional[torch.Tensor] = None, color_weight: float = 0.0, hog_variant: str = "uoctti"):
+                 photo_rgb: Optional[torch.Tensor] = None, color_weight: float = 0.0, hog_variant: str = "uoctti",
+                 gray: bool = False):
         self.mesh, self.cam = mesh, cam
         self.hog_variant = hog_variant
         self.box, self.box_weight = box, float(box_weight)
@@ -142,7 +143,7 @@ class Objective:
                 inside_x = (xs > x0 - margin) & (xs < x1 + margin)
                 region = (inside_y[:, None] & inside_x[None, :]).to(region.dtype)
             self.color_region = region.flatten()
-            self.color_bins = color_bins(photo_rgb).flatten()
+            self.color_bins = color_bins(photo_rgb, gray=gray).flatten()
         self.mask, self.photo_gray = mask, photo_gray
         self.hog_weight, self.iou_weight = float(hog_weight), float(iou_weight)
         self._photo_hog: Optional[torch.Tensor] = None
@@ -349,7 +350,8 @@ class _ObjectiveFactory:
                          box=None if box is None else torch.tensor(box, dtype=dtype, device=dev),
                          box_weight=options.box_weight if self.observation.mode == "box" else 0.0,
                          photo_rgb=self.observation.rgb_at(cam).to(dev, dtype),
-                         color_weight=options.refine_color_weight, hog_variant=options.hog_variant)
+                         color_weight=options.refine_color_weight, hog_variant=options.hog_variant,
+                         gray=self.observation.gray)
 
 
 def _regrab(observation: Observation, mesh: PreparedMesh, best: torch.Tensor) -> None:
