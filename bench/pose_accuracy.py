@@ -136,6 +136,7 @@ def run(records, modes, options, *, log=print, json_path=None, first_index=0, bo
                        "pose": pose.as_dict(), "timings": dict(result.timings)}
                 if has_candidates:
                     row["topk_az_err"] = min(errors(p, record)["az_err"] for p, _ in result.candidates)
+                    row["margin"] = result.margin
                 results[(mode, stage)].append(row)
             final = results[(mode, stages[-1][0])][-1]
             coarse = results[(mode, "coarse")][-1]
