@@ -363,6 +363,49 @@ def reconstruct(
             values, ``multiscale_more`` without a list of 4 descriptors.
         ReconstructionCancelled: the callback returned ``False``.
     """
+    targets, height, width = _checked_targets(features, method, init, image_size, cell_size)
+    iterations = 100 if iterations is None else iterations
+    if not (output_blur >= 0 and math.isfinite(output_blur)):
+        raise ValueError(f"output_blur must be a finite sigma >= 0, got {output_blur!r}")
+    if iterations < 1 or restarts < 1:
+        raise ValueError(f"iterations and restarts must be >= 1, got {iterations} and {restarts}")
+    device = torch.device(device) if device is not None else targets[0].device
+    targets = [t.to(device=device, dtype=targets[0].dtype) for t in targets]
+    factors = (1,) if method == "single" else MULTISCALE_FACTORS
+    stage_targets = targets * len(factors) if method == "multiscale" else targets
+    _check_scales(method, factors, stage_targets, (height, width), variant, cell_size, num_bins, bilinear_orientation)
+
+    generator = torch.Generator().manual_seed(int(seed))
+    total_steps = restarts * iterations * len(factors)
+    done = 0
+    best = None
+    best_distance = None
+    for restart in range(restarts):
+        coarse = (height // factors[0], width // factors[0])
+        x = _start_image(init if restart == 0 else "noise", stage_targets[0], variant, coarse, cell_size // factors[0],
+                         num_bins, bilinear_orientation, recover_contrast, generator)
+        for stage, (factor, target) in enumerate(zip(factors, stage_targets)):
+            if stage > 0:
+                x = F.interpolate(x.detach(), size=(height // factor, width // factor), mode="bilinear", align_corners=False)
+            x, distance, done = _optimize(
+                x, target, variant, cell_size // factor, num_bins, bilinear_orientation, iterations,
+                smoothness, smoothness_end, smoothness_decay, learning_rate, fixed_contrast,
+                soft_orientation_gradient, callback, done, total_steps, f"restart {restart + 1}/{restarts}, scale 1/{factor}",
+            )
+        if fixed_contrast and output_blur > 0:
+            x = _gaussian_blur(x, output_blur)
+        image = (_normalized(x, output_std) if fixed_contrast else x).clamp(0, 1)
+        if best is None:
+            best, best_distance = image, distance
+        else:
+            better = distance < best_distance
+            best = torch.where(better.view(-1, 1, 1, 1), image, best)
+            best_distance = torch.minimum(distance, best_distance)
+    return best.detach()
+
+
+def _checked_targets(features, method: str, init: str, image_size, cell_size: int):
+    """The descriptors as a list (one per scale for ``multiscale_more``) and ``(H, W)``, checked."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
     if init not in ("hog", "noise", "flat"):
@@ -390,25 +433,21 @@ def reconstruct(
         raise ValueError(f"image_size must be (H, W), got {image_size!r}") from None
     if height < cell_size or width < cell_size:
         raise ValueError(f"image_size {image_size} is smaller than one cell ({cell_size} px)")
-    if iterations is None:
-        iterations = 100
-    if not (output_blur >= 0 and math.isfinite(output_blur)):
-        raise ValueError(f"output_blur must be a finite sigma >= 0, got {output_blur!r}")
-    if iterations < 1 or restarts < 1:
-        raise ValueError(f"iterations and restarts must be >= 1, got {iterations} and {restarts}")
-    device = torch.device(device) if device is not None else targets[0].device
-    dtype = targets[0].dtype
-    targets = [t.to(device=device, dtype=dtype) for t in targets]
+    return targets, height, width
 
-    factors = (1,) if method == "single" else MULTISCALE_FACTORS
+
+def _check_scales(method: str, factors, stage_targets, size, variant: str, cell_size: int, num_bins: int,
+                  bilinear_orientation: bool) -> None:
+    """Every scale divides the cell and image size, and each descriptor is the HOG of an image of
+    its scale's size (compared with a probe's)."""
+    height, width = size
     for factor in factors:
         if cell_size % factor or height % factor or width % factor:
             raise ValueError(
                 f"method {method!r} needs cell_size and image size divisible by {factor}; got cell_size "
                 f"{cell_size}, image {height} x {width}"
             )
-    stage_targets = targets * len(factors) if method == "multiscale" else targets
-    # The descriptor must be the HOG of an image of this size: compare with a probe.
+    dtype, device = stage_targets[0].dtype, stage_targets[0].device
     with torch.no_grad():
         for factor, target in zip(factors, stage_targets):
             probe = torch.full((1, 1, height // factor, width // factor), 0.5, dtype=dtype, device=device)
@@ -420,46 +459,20 @@ def reconstruct(
                     f"{width // factor} image with cell_size {cell_size // factor} ({tuple(expected)})"
                 )
 
-    batch = targets[0].shape[0]
-    generator = torch.Generator().manual_seed(int(seed))
-    steps_per_stage = [iterations] * len(factors)
-    total_steps = restarts * sum(steps_per_stage)
-    done = 0
-    best = None
-    best_distance = None
-    for restart in range(restarts):
-        start_kind = init if restart == 0 else "noise"
-        coarse = (height // factors[0], width // factors[0])
-        start = None
-        if start_kind == "hog":
-            start = _hog_gradient_start(
-                stage_targets[0], variant, coarse, cell_size // factors[0], num_bins, bilinear_orientation, recover_contrast
-            )
-        noise_scale = 1e-3 if start_kind == "flat" else 0.1
-        noise = torch.randn((batch, 1) + coarse, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
-        if start is None:
-            x = PRIOR_MEAN + noise_scale * noise
-        else:
-            # On the prior's gray scale, so that the step size means the same for every start.
-            x = _normalized(start) + 1e-3 * noise
-        for stage, (factor, target) in enumerate(zip(factors, stage_targets)):
-            if stage > 0:
-                x = F.interpolate(x.detach(), size=(height // factor, width // factor), mode="bilinear", align_corners=False)
-            x, distance, done = _optimize(
-                x, target, variant, cell_size // factor, num_bins, bilinear_orientation, steps_per_stage[stage],
-                smoothness, smoothness_end, smoothness_decay, learning_rate, fixed_contrast,
-                soft_orientation_gradient, callback, done, total_steps, f"restart {restart + 1}/{restarts}, scale 1/{factor}",
-            )
-        if fixed_contrast and output_blur > 0:
-            x = _gaussian_blur(x, output_blur)
-        image = (_normalized(x, output_std) if fixed_contrast else x).clamp(0, 1)
-        if best is None:
-            best, best_distance = image, distance
-        else:
-            better = distance < best_distance
-            best = torch.where(better.view(-1, 1, 1, 1), image, best)
-            best_distance = torch.minimum(distance, best_distance)
-    return best.detach()
+
+def _start_image(kind: str, target: torch.Tensor, variant: str, size, cell_size: int, num_bins: int,
+                 bilinear_orientation: bool, recover_contrast: bool, generator: torch.Generator) -> torch.Tensor:
+    """A ``(B, 1, H, W)`` start: ``"hog"`` (Poisson start from the descriptor), ``"noise"`` or ``"flat"``."""
+    start = None
+    if kind == "hog":
+        start = _hog_gradient_start(target, variant, size, cell_size, num_bins, bilinear_orientation, recover_contrast)
+    noise_scale = 1e-3 if kind == "flat" else 0.1
+    noise = torch.randn((target.shape[0], 1) + tuple(size), generator=generator, dtype=torch.float64)
+    noise = noise.to(device=target.device, dtype=target.dtype)
+    if start is None:
+        return PRIOR_MEAN + noise_scale * noise
+    # On the prior's gray scale, so that the step size means the same for every start.
+    return _normalized(start) + 1e-3 * noise
 
 
 def _optimize(
