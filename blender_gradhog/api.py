@@ -12,6 +12,7 @@ Nothing in the scene changes before :func:`apply`, so an error or a cancellation
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -25,7 +26,7 @@ from ._backend import LRU, TORCH_MISSING, core, np  # noqa: F401  (TORCH_MISSING
 from .errors import AlignCancelled, AlignError
 from .options import PoseOptions, pose_options
 
-__all__ = ["align", "prepare", "solve", "apply", "AlignJob", "AlignError", "AlignCancelled", "PoseOptions"]
+__all__ = ["align", "prepare", "solve", "apply", "discard", "AlignJob", "AlignError", "AlignCancelled", "PoseOptions"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -33,15 +34,25 @@ __all__ = ["align", "prepare", "solve", "apply", "AlignJob", "AlignError", "Alig
 # --------------------------------------------------------------------------------------------
 
 def resolve_photo(photo) -> bpy.types.Image:
-    """A ``bpy.types.Image`` for ``photo`` (an image, an image name, or a file path)."""
+    """A ``bpy.types.Image`` for ``photo`` (an image, an image name, or a file path).
+
+    Movies and ``//`` paths in a never-saved file are refused with the reason.
+    """
     if isinstance(photo, bpy.types.Image):
         return photo
     if photo is None or photo == "":
         raise AlignError("no photo: choose the reference photo first")
+    if isinstance(photo, bpy.types.MovieClip):
+        raise AlignError(f"{photo.name!r} is a movie clip, not a photo: {blender_scene.MOVIE_HINT}")
     if isinstance(photo, (str, os.PathLike)):
         photo = os.fspath(photo)
         if photo in bpy.data.images:
             return bpy.data.images[photo]
+        if blender_scene.relative_to_unsaved(photo):
+            raise AlignError(f"the photo path {photo!r} is relative to the .blend file, which is not saved "
+                             "yet: save the file or use an absolute path")
+        if os.path.splitext(photo)[1].lower() in bpy.path.extensions_movie:
+            raise AlignError(f"{photo} is a movie: {blender_scene.MOVIE_HINT}")
         absolute = bpy.path.abspath(photo)
         if not os.path.exists(absolute):
             raise AlignError(f"photo not found: {absolute}")
@@ -77,6 +88,7 @@ class AlignJob:
         camera_name, object_name, scene_name, photo_name: what :func:`apply` writes to.
         pending_views: a :class:`CoarseViewJob` still to render (``prepare(coarse_views='later')``).
         cache_dir: folder of the on-disk coarse-view cache for views the backend renders (None: memory only).
+        loaded_images: names of the images :func:`prepare` loaded (:func:`discard` removes them).
     """
 
     photo: np.ndarray
@@ -96,6 +108,7 @@ class AlignJob:
     prepare_seconds: float = 0.0
     pending_views: Any = None
     cache_dir: str | None = None
+    loaded_images: tuple = ()
 
 
 def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_source: str = 'ALPHA',
@@ -131,16 +144,20 @@ def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_s
     if camera is not None and camera.type != 'CAMERA':
         raise AlignError(f"{camera.name!r} is not a camera")
     camera = camera or scene.camera
+    problem = blender_scene.camera_problem(camera) if camera is not None else None
+    if problem:
+        raise AlignError(problem)
     core()  # without PyTorch, say how to install it before anything else can fail
-    image = resolve_photo(photo)
-    _check_device(device)
-    try:
-        rgba = blender_scene.image_pixels(image)
-        mesh = blender_scene.mesh_arrays(obj, depsgraph)
-    except blender_scene.SceneError as error:
-        raise AlignError(str(error)) from None
+    with _new_images() as loaded:  # photos and masks loaded here go again if prepare fails
+        image = resolve_photo(photo)
+        _check_device(device)
+        try:
+            rgba = blender_scene.image_pixels(image)
+            mesh = blender_scene.mesh_arrays(obj, depsgraph)
+        except blender_scene.SceneError as error:
+            raise AlignError(str(error)) from None
+        bbox, mask_array = _object_cues(image, rgba, bbox, mask, mask_source)
     height, width = rgba.shape[:2]
-    bbox, mask_array = _object_cues(image, rgba, bbox, mask, mask_source)
     cue = "mask" if mask_array is not None else "box" if bbox is not None else "photo"
     intrinsics = photo_intrinsics(camera, width, height)
     views = pending = None
@@ -156,7 +173,38 @@ def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_s
         photo_name=image.name, cue=cue, lock_focal_length=lock_focal_length,
         prepare_seconds=time.perf_counter() - started, pending_views=pending if views is None else None,
         cache_dir=cache_dir,
+        loaded_images=tuple(loaded),
     )
+
+
+@contextlib.contextmanager
+def _new_images():
+    """Yields a list that receives the names of images loaded inside the block; on an error they
+    are removed again (when nothing else uses them), so a refused alignment leaves no trace."""
+    before = {image.as_pointer() for image in bpy.data.images}
+    loaded: list[str] = []
+    try:
+        yield loaded
+    except BaseException:
+        _remove_unused(image.name for image in bpy.data.images if image.as_pointer() not in before)
+        raise
+    loaded.extend(image.name for image in bpy.data.images if image.as_pointer() not in before)
+
+
+def _remove_unused(names) -> None:
+    for name in list(names):
+        image = bpy.data.images.get(name)
+        if image is not None and image.users == 0:
+            bpy.data.images.remove(image)
+
+
+def discard(job: AlignJob) -> None:
+    """Forget a job that will not be applied (cancelled, failed): close its pending coarse views and
+    remove the photos and masks that :func:`prepare` loaded, unless something uses them by now."""
+    if job.pending_views is not None:
+        job.pending_views.close()
+        job.pending_views = None
+    _remove_unused(job.loaded_images)
 
 
 def _check_device(device: str) -> None:
@@ -343,6 +391,9 @@ def camera_matrix(frame: np.ndarray, values: dict) -> np.ndarray:
 def place_camera(camera, scene, frame, values: dict, *, lens_mm: float, sensor_width_mm: float,
                  sensor_fit: str, width: int, height: int, photo, score: float) -> None:
     """Write a pose to ``camera`` (see :func:`blender_gradhog.scene.write_camera`)."""
+    problem = blender_scene.camera_problem(camera)  # it may have changed since prepare
+    if problem:
+        raise AlignError(problem)
     properties = {f"gradhog_{name}": value for name, value in values.items()}
     properties["gradhog_score"] = score
     blender_scene.write_camera(
@@ -430,6 +481,10 @@ def align(photo, obj, camera=None, *, callback: Callable[[float, str], bool] | N
         AlignError: one-line reason (AlignCancelled when cancelled); the scene is then unchanged.
     """
     job = prepare(photo, obj, camera, **options)
-    result = solve(job, callback)
-    return apply(job, result, camera=camera)
+    try:
+        result = solve(job, callback)
+        return apply(job, result, camera=camera)
+    except AlignError:
+        discard(job)
+        raise
 

@@ -20,6 +20,11 @@ from .worker import BackgroundOperator, Worker, sentence
 
 HEADER_TEXT = "Aligning… Esc to cancel"
 
+#: Scenes with an alignment running in the background; a second Align Camera is refused meanwhile
+#: (two solves would halve each other's speed and race for the same camera).
+RUNNING: set = set()
+ALREADY_RUNNING = "an alignment is already running: wait for it to finish or press Esc to cancel it"
+
 
 # --------------------------------------------------------------------------------------------
 # Helpers shared by the operators
@@ -87,19 +92,29 @@ class GRADHOG_OT_align_camera(BackgroundOperator, bpy.types.Operator):
 
     def execute(self, context):
         """Synchronous run (scripts, background mode, Redo panel)."""
+        if RUNNING:
+            self.report({'ERROR'}, sentence(ALREADY_RUNNING))
+            return {'CANCELLED'}
+        job = None
         try:
             job = prepare_job(context)
             result = api.solve(job)
         except api.AlignError as error:
+            if job is not None:
+                api.discard(job)
             self.report({'ERROR'}, sentence(str(error)))
             return {'CANCELLED'}
         return self._finish_with(context, job, result)
 
     _job = None
+    _scene_name = None
 
     def invoke(self, context, event):
         if bpy.app.background or context.window is None:
             return self.execute(context)
+        if RUNNING:
+            self.report({'ERROR'}, sentence(ALREADY_RUNNING))
+            return {'CANCELLED'}
         try:
             # Main thread: scene data now; the Workbench coarse views (unless cached) a few per
             # timer event, so the interface stays responsive and Esc works from the start.
@@ -107,16 +122,21 @@ class GRADHOG_OT_align_camera(BackgroundOperator, bpy.types.Operator):
         except api.AlignError as error:
             self.report({'ERROR'}, sentence(str(error)))
             return {'CANCELLED'}
+        self._job = job
+        self._scene_name = context.scene.name
+        RUNNING.add(self._scene_name)
         if job.pending_views is None:
             return self.start_worker(context, AlignWorker(job))
-        self._job = job
         self._begin_modal(context)
         return {'RUNNING_MODAL'}
 
     def modal(self, context, event):
         views = self._job.pending_views if self._job is not None else None
         if views is None:
-            return super().modal(context, event)
+            outcome = super().modal(context, event)
+            if outcome == {'CANCELLED'} and self._job is not None:
+                api.discard(self._job)  # cancelled or failed: the photo it loaded goes again
+            return outcome
         if event.type in {'ESC', 'RIGHTMOUSE'} and event.value == 'PRESS':
             self._stop_rendering(context)
             self.report({'WARNING'}, f"{self.bl_label} cancelled: nothing was changed")
@@ -142,14 +162,17 @@ class GRADHOG_OT_align_camera(BackgroundOperator, bpy.types.Operator):
         return {'RUNNING_MODAL'}
 
     def _stop_rendering(self, context) -> None:
-        if self._job is not None and self._job.pending_views is not None:
-            self._job.pending_views.close()
-            self._job.pending_views = None
+        if self._job is not None:
+            api.discard(self._job)
         self._cleanup(context)
 
     def cancel(self, context):
         self._stop_rendering(context)
         super().cancel(context)
+
+    def _cleanup(self, context) -> None:
+        super()._cleanup(context)
+        RUNNING.discard(self._scene_name)
 
     def finish(self, context, worker):
         return self._finish_with(context, worker.job, worker.result)
@@ -158,6 +181,7 @@ class GRADHOG_OT_align_camera(BackgroundOperator, bpy.types.Operator):
         try:
             values = api.apply(job, result)
         except api.AlignError as error:
+            api.discard(job)
             self.report({'ERROR'}, sentence(str(error)))
             return {'CANCELLED'}
         settings = settings_of(context)

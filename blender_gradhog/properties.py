@@ -30,7 +30,8 @@ _HOG_VARIANT_ITEMS = tuple((name, *_HOG_VARIANT_LABELS.get(name, (name, name))) 
 
 
 def _poll_mesh(_settings, obj) -> bool:
-    return obj.type == 'MESH'
+    # Curves, surfaces, text and metaballs are aligned through their evaluated mesh.
+    return obj.type in ('MESH', 'CURVE', 'SURFACE', 'FONT', 'META')
 
 
 def _poll_camera(_settings, obj) -> bool:

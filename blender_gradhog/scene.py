@@ -55,17 +55,28 @@ def load_image(path: str) -> bpy.types.Image | None:
     return image
 
 
+MOVIE_HINT = "GradHOG needs a still image (save a frame as PNG or JPEG)"
+
+
+def relative_to_unsaved(path: str) -> bool:
+    """Whether ``path`` is ``//``-relative to a .blend file that was never saved (so points nowhere)."""
+    return str(path).startswith("//") and not bpy.data.filepath
+
+
 def image_pixels(image: bpy.types.Image) -> np.ndarray:
     """Pixels of a Blender image as ``float32`` ``H x W x 4`` in ``[0, 1]``, first row at the top.
 
     Raises:
-        SceneError: the image has no pixels (missing file, unsupported format).
+        SceneError: a movie or image sequence, or no pixels (the message says why: missing file,
+            path relative to an unsaved .blend, unsupported format).
     """
+    if image.source in ('MOVIE', 'SEQUENCE'):
+        kind = "a movie" if image.source == 'MOVIE' else "an image sequence"
+        raise SceneError(f"{image.name!r} is {kind}: {MOVIE_HINT}")
     width, height = image.size  # asking for the size loads the file's pixels
     channels = image.channels
     if width == 0 or height == 0:
-        where = bpy.path.abspath(image.filepath) if image.filepath else "no file"
-        raise SceneError(f"cannot read the photo {image.name!r} ({where})")
+        raise SceneError(_unreadable(image))
     flat = np.empty(width * height * channels, dtype=np.float32)
     image.pixels.foreach_get(flat)
     pixels = flat.reshape(height, width, channels)[::-1]  # Blender stores the bottom row first
@@ -83,6 +94,19 @@ def image_pixels(image: bpy.types.Image) -> np.ndarray:
     if not np.isfinite(rgba).all():
         raise SceneError(f"photo {image.name!r} has non-finite pixels")
     return rgba
+
+
+def _unreadable(image: bpy.types.Image) -> str:
+    """Why ``image`` has no pixels, in one line."""
+    path = image.filepath
+    if image.packed_file is None and image.source == 'FILE' and path:
+        if relative_to_unsaved(path):
+            return (f"photo {image.name!r}: its path {path!r} is relative to the .blend file, which is not "
+                    "saved yet: save the file or use an absolute path")
+        if not os.path.exists(bpy.path.abspath(path)):
+            return f"photo {image.name!r}: file not found: {bpy.path.abspath(path)}"
+    where = bpy.path.abspath(path) if path else "no file"
+    return f"cannot read the photo {image.name!r} ({where})"
 
 
 def image_has_alpha(image: bpy.types.Image, rgba: np.ndarray) -> bool:
@@ -117,16 +141,28 @@ def rigid_frame(world: Matrix) -> tuple[Matrix, Matrix]:
     return frame, linear
 
 
+#: Object types whose evaluated geometry Blender turns into a mesh (curves and text: with their
+#: bevel, extrusion or fill).
+GEOMETRY_TYPES = ('MESH', 'CURVE', 'SURFACE', 'FONT', 'META')
+_TYPE_NAMES = {'FONT': "text", 'META': "metaball", 'GPENCIL': "grease pencil", 'GREASEPENCIL': "grease pencil",
+               'LIGHT_PROBE': "light probe", 'LIGHTPROBE': "light probe"}
+
+
 def mesh_arrays(obj: bpy.types.Object, depsgraph=None) -> MeshData:
     """Triangles of ``obj``'s evaluated mesh (modifiers, shape keys, edit-mode state) in its mesh frame.
 
+    Curves, surfaces, text and metaballs are converted as Blender evaluates them.
+
     Raises:
-        SceneError: ``obj`` is not a mesh object, or its evaluated mesh has no triangles.
+        SceneError: ``obj`` has no geometry (empty, light, camera...), its evaluated mesh has no
+            triangles, or some vertices are not finite (counted, before anything is rendered).
     """
     if obj is None:
         raise SceneError("no target object: pick the mesh seen in the photo")
-    if obj.type != 'MESH':
-        raise SceneError(f"{obj.name!r} is a {obj.type.lower()}, not a mesh object")
+    if obj.type not in GEOMETRY_TYPES:
+        kind = _TYPE_NAMES.get(obj.type, obj.type.lower().replace("_", " "))
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise SceneError(f"{obj.name!r} is {article} {kind}, not a mesh object: pick the mesh seen in the photo")
     if depsgraph is None:
         depsgraph = bpy.context.evaluated_depsgraph_get()
     evaluated = obj.evaluated_get(depsgraph)
@@ -134,6 +170,10 @@ def mesh_arrays(obj: bpy.types.Object, depsgraph=None) -> MeshData:
     try:
         mesh.calc_loop_triangles()
         vertex_count, triangle_count = len(mesh.vertices), len(mesh.loop_triangles)
+        if (vertex_count == 0 or triangle_count == 0) and obj.type != 'MESH':
+            kind = _TYPE_NAMES.get(obj.type, obj.type.lower())
+            raise SceneError(f"{obj.name!r} is a {kind} without faces: give it a bevel or an extrude depth "
+                             "(Object Data properties, Geometry)")
         if vertex_count == 0 or triangle_count == 0:
             raise SceneError(f"{obj.name!r} has an empty mesh (no faces)")
         vertices = np.empty(vertex_count * 3, dtype=np.float64)
@@ -142,13 +182,28 @@ def mesh_arrays(obj: bpy.types.Object, depsgraph=None) -> MeshData:
         mesh.loop_triangles.foreach_get("vertices", faces)
     finally:
         evaluated.to_mesh_clear()
+    vertices, faces = vertices.reshape(-1, 3), faces.reshape(-1, 3)
+    _check_finite(obj, vertices, faces)
     frame, linear = rigid_frame(evaluated.matrix_world)
-    vertices = vertices.reshape(-1, 3) @ np.array(linear, dtype=np.float64).T
+    vertices = vertices @ np.array(linear, dtype=np.float64).T
     if not np.isfinite(vertices).all():
-        raise SceneError(f"{obj.name!r} has non-finite vertex coordinates")
+        raise SceneError(f"{obj.name!r} has a transform that is not finite (NaN or inf in its world matrix)")
     if np.ptp(vertices, axis=0).max() <= 0.0:
         raise SceneError(f"{obj.name!r} has a degenerate mesh (all vertices in one point)")
-    return MeshData(vertices, faces.reshape(-1, 3), np.array(frame, dtype=np.float64))
+    return MeshData(vertices, faces, np.array(frame, dtype=np.float64))
+
+
+def _check_finite(obj, vertices: np.ndarray, faces: np.ndarray) -> None:
+    """The backend's one mesh check (it counts non-finite vertices), named after the object."""
+    if np.isfinite(vertices).all():
+        return
+    from ._backend import core
+
+    try:
+        core().meshes.check_mesh(vertices, faces, name=repr(obj.name))
+    except ValueError as error:
+        raise SceneError(str(error)) from None
+    raise SceneError(f"{obj.name!r}: some vertices are not finite (NaN or inf)")  # pragma: no cover
 
 
 # --------------------------------------------------------------------------------------------
@@ -348,6 +403,36 @@ def _read_png(path: str, width: int, height: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # Camera write-back
 # --------------------------------------------------------------------------------------------
+
+def camera_problem(camera: bpy.types.Object) -> str | None:
+    """Why the aligned pose could not be written to ``camera`` exactly, in one line (None: it can).
+
+    Refused: orthographic and panoramic lenses, active constraints (they would move the camera
+    off the written pose) and a parent scaled non-uniformly (the camera would come out sheared).
+    A parent with rotation, translation and uniform scale is fine: ``matrix_world`` compensates it.
+    """
+    name = camera.name
+    kind = {'ORTHO': "orthographic", 'PANO': "panoramic"}.get(camera.data.type)
+    if kind:
+        return f"camera {name!r} is {kind}: GradHOG aligns perspective cameras only (set its Type to Perspective)"
+    active = [c.name for c in camera.constraints if not c.mute and c.influence > 0.0]
+    if active:
+        return (f"camera {name!r} has constraint(s) {', '.join(active)} that would move it off the aligned "
+                "pose: mute them or align another camera")
+    if camera.parent is not None:
+        # The parent's effect on the camera (parent world @ parent inverse, bones included).
+        try:
+            effective = camera.matrix_world @ camera.matrix_basis.inverted()
+        except ValueError:  # a camera scaled to zero
+            return f"camera {name!r} has a zero scale: set its scale to 1"
+        linear = np.array(effective.to_3x3(), dtype=np.float64)
+        gram = linear.T @ linear
+        scale = np.trace(gram) / 3.0
+        if scale <= 0.0 or np.abs(gram - scale * np.eye(3)).max() > 1e-6 * scale:
+            return (f"camera {name!r} is parented to {camera.parent.name!r}, which is scaled non-uniformly: "
+                    "the camera would come out sheared; clear the parent (Keep Transform) or apply its scale")
+    return None
+
 
 def camera_state(camera: bpy.types.Object, scene: bpy.types.Scene) -> dict:
     """Everything :func:`write_camera` may change, as plain values (for exact comparisons)."""

@@ -66,6 +66,8 @@ def parse_args():
     parser.add_argument("--probe-wheels", default="")
     parser.add_argument("--probe-package", default="gradhog_probe")
     parser.add_argument("--align", action="store_true")
+    parser.add_argument("--demo", action="store_true",
+                        help="align the embedded demo (chair, photo, mask) against its ground truth, then undo")
     parser.add_argument("--result", default="")
     return parser.parse_args(argv)
 
@@ -196,6 +198,8 @@ def main():
 
     if ARGS.align:
         align_small_scene(package)
+    if ARGS.demo:
+        align_demo_and_undo(package)
     RESULT["ok"] = True
     write_result()
     print("[gradhog-install] ALL CHECKS PASSED", flush=True)
@@ -285,6 +289,54 @@ def align_small_scene(package):
     check("view direction recovered", angle < 15.0,
           f"{angle:.1f} deg from the true view (started {started_wrong:.1f} deg off)")
     check("distance recovered", distance_error < 0.2, f"relative distance error {distance_error:.3f}")
+
+
+def camera_pose(camera):
+    return [list(row) for row in camera.matrix_world]
+
+
+def align_demo_and_undo(package):
+    """The demo through the installed add-on, then Edit > Undo: the camera goes back exactly."""
+    from pathlib import Path
+
+    api = importlib.import_module(f"{package}.api")
+    backend = importlib.import_module(f"{package}._backend").package
+    data = Path(backend.__file__).parent / "data"
+    truth = json.loads((data / "demo_truth.json").read_text())
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    importer = bpy.ops.wm.obj_import if hasattr(bpy.ops.wm, "obj_import") else bpy.ops.import_scene.obj
+    importer(filepath=str(data / truth["mesh"]), forward_axis='Y', up_axis='Z')
+    chair = bpy.context.selected_objects[0]
+    scene = bpy.context.scene
+    camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
+    scene.collection.objects.link(camera)
+    scene.camera = camera
+    camera.location = (4.0, -3.0, 2.0)
+    bpy.ops.ed.undo_push(message="before align")
+    before = camera_pose(camera)
+    started = time.time()
+    try:
+        result = api.align(str(data / truth["photo"]), chair, camera, mask=str(data / truth["mask"]))
+    except Exception:
+        traceback.print_exc()
+        check("demo aligned", False, "api.align raised (traceback above)")
+    RESULT["demo_seconds"] = time.time() - started
+    expected = api.camera_matrix(api.current_frame(chair), truth)
+    written = [list(row) for row in camera.matrix_world]
+    relative = [[sum(expected[k][i] * written[k][j] for k in range(3)) for j in range(3)] for i in range(3)]
+    angle = math.degrees(math.acos(max(-1.0, min(1.0, (relative[0][0] + relative[1][1] + relative[2][2] - 1) / 2))))
+    distance_error = abs(result["distance"] / truth["distance"] - 1.0)
+    RESULT["demo"] = {"rotation_error_deg": angle, "relative_distance_error": distance_error,
+                      "azimuth": result["azimuth"], "elevation": result["elevation"], "score": result["score"]}
+    check("demo aligned", angle < 3.0 and distance_error < 0.05,
+          f"rotation {angle:.2f} deg, distance {100 * distance_error:.1f} % off the truth in {RESULT['demo_seconds']:.0f} s")
+    bpy.ops.ed.undo_push(message="Align Camera")
+    aligned = camera_pose(bpy.data.objects["Camera"])
+    bpy.ops.ed.undo()
+    restored = camera_pose(bpy.data.objects["Camera"])  # undo rebuilt the data: look it up again
+    check("undo restores the camera", restored == before and aligned != before, "matrix_world as before the alignment")
+    bpy.ops.ed.redo()
+    check("redo re-applies the alignment", camera_pose(bpy.data.objects["Camera"]) == aligned, "matrix_world as aligned")
 
 
 if __name__ == "__main__":
