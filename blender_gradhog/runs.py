@@ -359,10 +359,12 @@ def run_dask(jobs: list[Job], align: Align, scheduler: str) -> Iterator[dict]:
 
 @dataclass
 class Summary:
-    """Counts of one run: ``done`` (this run, with a pose), ``skipped``, ``failed``; seconds per photo."""
+    """Counts of one run: ``done`` (this run, with a pose), ``skipped`` (already in the results, of
+    which ``skipped_failed`` with an error), ``failed`` (this run); seconds per photo aligned."""
 
     total: int
     skipped: int = 0
+    skipped_failed: int = 0
     done: int = 0
     failed: int = 0
     seconds: list = field(default_factory=list)
@@ -370,8 +372,9 @@ class Summary:
 
     def line(self) -> str:
         median = f"median {statistics.median(self.seconds):.1f} s per photo" if self.seconds else "no photo aligned"
-        return (f"{self.done} done, {self.skipped} skipped (already in the results), {self.failed} failed; "
-                f"{median}; {self.wall_seconds:.1f} s in all")
+        earlier = f", {self.skipped_failed} of them failed: --retry-failed" if self.skipped_failed else ""
+        return (f"{self.done} done, {self.skipped} skipped (already in the results{earlier}), "
+                f"{self.failed} failed; {median}; {self.wall_seconds:.1f} s in all")
 
 
 class _Progress:
@@ -422,9 +425,10 @@ def run_many(jobs: list[Job], out: str | os.PathLike, *, align: Align = align_on
     if retry_failed and any("error" in record for record in records):
         _rewrite(out, [record for record in records if "error" not in record])
         records = read_results(out)
-    done = {record["key"] for record in records}
+    done = {record["key"]: "error" in record for record in records}
     todo = [job for job in jobs if job["key"] not in done]
-    summary = Summary(total=len(jobs), skipped=len(jobs) - len(todo))
+    summary = Summary(total=len(jobs), skipped=len(jobs) - len(todo),
+                      skipped_failed=sum(done.get(job["key"], False) for job in jobs))
     progress = _Progress(len(todo), quiet)
     if scheduler:
         results = run_dask(todo, align, scheduler)
@@ -488,7 +492,7 @@ def defaults_from_args(args) -> dict:
 
 
 def run_from_args(args) -> int:
-    """``gradhog align --manifest M`` / ``--photo DIR --mesh MESH``: 0 when every photo aligned, else 1."""
+    """``gradhog align --manifest M`` / ``--photo DIR --mesh MESH``: 0 when every photo has a pose, else 1."""
     for flag in ("mask", "overlay", "save_blend"):
         if getattr(args, flag, None):
             raise _cli_error(f"--{flag.replace('_', '-')} is for one photo; a manifest has a mask column")
@@ -510,4 +514,4 @@ def run_from_args(args) -> int:
     summary = run_many(jobs, args.out, workers=getattr(args, "jobs", 1), scheduler=getattr(args, "scheduler", None),
                        retry_failed=getattr(args, "retry_failed", False), quiet=args.quiet)
     print(f"gradhog align: {summary.line()} -> {args.out}")
-    return 1 if summary.failed else 0
+    return 1 if summary.failed or summary.skipped_failed else 0

@@ -166,7 +166,9 @@ def test_bad_photo_is_reported_in_its_line_and_retried_on_request(tmp_path, caps
     assert [record.get("error") for record in lines(out)] == [None, "bad photo", None, None]
     assert "3 done, 0 skipped (already in the results), 1 failed" in summary.line()
     retried = runs.run_many(jobs, out, align=fake_align, retry_failed=True, quiet=True)
-    assert (retried.done, retried.skipped, retried.failed) == (0, 3, 1)
+    assert (retried.done, retried.skipped, retried.failed, retried.skipped_failed) == (0, 3, 1, 0)
+    again = runs.run_many(jobs, out, align=fake_align, quiet=True)
+    assert (again.skipped, again.skipped_failed) == (4, 1) and "1 of them failed" in again.line()
     assert sorted(record["key"] for record in lines(out)) == sorted(job["key"] for job in jobs)
 
 
@@ -265,3 +267,120 @@ def test_dask_cluster_on_loopback_writes_the_same_lines_as_one_process(tmp_path,
     by_key = {record["key"]: strip(record) for record in lines(alone)}
     assert {record["key"]: strip(record) for record in lines(clustered)} == by_key
     assert {record.get("pid") for record in lines(clustered)} - {None, os.getpid()}
+
+
+# --------------------------------------------------------------------------------------------
+# The real alignment: `gradhog align --manifest` (bpy)
+# --------------------------------------------------------------------------------------------
+
+def _demo():
+    from blender_gradhog import cli_align
+
+    folder = Path(cli_align.demo_assets())
+    return folder, json.loads((folder / "demo_truth.json").read_text())
+
+
+def _same_pose(a: dict, b: dict) -> bool:
+    return all(a[name] == pytest.approx(b[name], rel=1e-6, abs=1e-6) for name in POSE_FIELDS)
+
+
+@pytest.mark.bpy
+def test_gradhog_align_manifest_end_to_end_with_bad_rows(tmp_path, capsys):
+    pytest.importorskip("bpy")
+    from blender_gradhog import cli, cli_align
+
+    folder, truth = _demo()
+    (tmp_path / "mesh.xyz").write_text("not a mesh\n")
+    manifest = _csv(tmp_path, "photo,mesh,mask,lens_mm,sensor_width_mm\n"
+                              f"{folder / truth['photo']},{folder / truth['mesh']},{folder / truth['mask']},"
+                              f"{truth['lens_mm']},{truth['sensor_width_mm']}\n"
+                              f"missing.png,{folder / truth['mesh']},,,\n"
+                              f"{folder / truth['photo']},mesh.xyz,,,\n")
+    out = tmp_path / "results.jsonl"
+    code = cli.main(["align", "--manifest", str(manifest), "--out", str(out), "--no-refine", "--quiet"])
+    stdout = capsys.readouterr().out
+    assert code == 1  # a photo failed; the others were still aligned
+    assert "1 done, 0 skipped (already in the results), 2 failed" in stdout
+    good, missing, bad_mesh = lines(out)
+    assert {"azimuth", "elevation", "roll", "distance", "score", "candidates", "photo", "mesh", "key"} <= set(good)
+    assert good["photo"] == str(folder / truth["photo"]) and "error" not in good
+    assert cli_align.rotation_error_degrees(good, truth) < 12.0  # coarse grid only
+    assert "no such photo" in missing["error"] and missing["photo"] == str(tmp_path / "missing.png")
+    assert "unsupported mesh format" in bad_mesh["error"]
+    assert cli.main(["align", "--manifest", str(manifest), "--out", str(out), "--no-refine", "--quiet"]) == 1
+    assert "0 done, 3 skipped (already in the results, 2 of them failed" in capsys.readouterr().out
+    assert len(lines(out)) == 3
+
+
+@pytest.fixture(scope="module")
+def real_manifest(tmp_path_factory):
+    """A 3-photo manifest of the demo chair and its lines from one `gradhog align` process."""
+    pytest.importorskip("bpy")
+    from blender_gradhog import cli
+
+    folder, truth = _demo()
+    tmp = tmp_path_factory.mktemp("real")
+    photo, mesh, mask = (folder / truth[name] for name in ("photo", "mesh", "mask"))
+    x0, y0, x1, y1 = truth["bbox"]
+    manifest = _csv(tmp, '{"photo": "%s", "mesh": "%s", "mask": "%s"}\n'
+                         '{"photo": "%s", "mesh": "%s", "bbox": [%s, %s, %s, %s]}\n'
+                         '{"photo": "%s", "mesh": "%s", "mask": "%s", "lens_mm": 60}\n'
+                    % (photo, mesh, mask, photo, mesh, x0, y0, x1, y1, photo, mesh, mask), "manifest.jsonl")
+    out = tmp / "alone.jsonl"
+    assert cli.main(["align", "--manifest", str(manifest), "--out", str(out), "--no-refine", "--quiet"]) == 0
+    return manifest, {record["key"]: record for record in lines(out)}
+
+
+def _gradhog(*arguments) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "blender_gradhog.cli", "align", *map(str, arguments),
+                             "--no-refine", "--quiet"], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.bpy
+@pytest.mark.slow
+def test_real_run_killed_then_resumed_gives_the_same_lines(tmp_path, real_manifest):
+    manifest, alone = real_manifest
+    out = tmp_path / "results.jsonl"
+    process = _gradhog("--manifest", manifest, "--out", out)
+    deadline = time.monotonic() + 300
+    while (not out.exists() or out.read_text().count("\n") < 1) and time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert out.read_text().count("\n") < 3
+    resumed = _gradhog("--manifest", manifest, "--out", out)
+    output = resumed.communicate()[0]
+    assert resumed.returncode == 0, output
+    records = lines(out)
+    assert sorted(record["key"] for record in records) == sorted(alone)
+    assert all(_same_pose(record, alone[record["key"]]) for record in records)
+
+
+@pytest.mark.bpy
+@pytest.mark.slow
+def test_real_run_on_two_worker_processes_matches_one_process(tmp_path, real_manifest):
+    from blender_gradhog import cli
+
+    manifest, alone = real_manifest
+    out = tmp_path / "jobs2.jsonl"
+    assert cli.main(["align", "--manifest", str(manifest), "--out", str(out), "--jobs", "2", "--no-refine",
+                     "--quiet"]) == 0
+    records = lines(out)
+    assert sorted(record["key"] for record in records) == sorted(alone)
+    assert all(_same_pose(record, alone[record["key"]]) for record in records)
+
+
+@pytest.mark.bpy
+@pytest.mark.slow
+def test_real_run_on_a_dask_cluster_matches_one_process(tmp_path, real_manifest, dask_cluster):
+    from blender_gradhog import cli
+
+    manifest, alone = real_manifest
+    out = tmp_path / "dask.jsonl"
+    assert cli.main(["align", "--manifest", str(manifest), "--out", str(out), "--scheduler",
+                     dask_cluster.scheduler_address, "--no-refine", "--quiet"]) == 0
+    records = lines(out)
+    assert sorted(record["key"] for record in records) == sorted(alone)
+    assert all(_same_pose(record, alone[record["key"]]) for record in records)
