@@ -282,6 +282,7 @@ def align_one(job: Job) -> dict:
     try:
         from . import cli_align
 
+        _drop_inherited_blender_paths()
         with _BPY_LOCK:
             result = cli_align.align_files(args)
         record = {"photo": job["photo"], **cli_align.json_ready(result)}
@@ -291,6 +292,15 @@ def align_one(job: Job) -> dict:
                   "total_seconds": time.perf_counter() - started}
     record.update(photo=job["photo"], mesh=job["mesh"], key=job["key"])
     return record
+
+
+def _drop_inherited_blender_paths() -> None:
+    # A process spawned by one that had imported bpy inherits sys.path with Blender's
+    # ``bpy/<version>/scripts/modules``, whose ``bpy`` package then shadows the bpy module itself.
+    if "bpy" in sys.modules:
+        return
+    sys.path[:] = [entry for entry in sys.path
+                   if not ("bpy" in Path(entry).parts and "scripts" in Path(entry).parts)]
 
 
 def _init_worker(threads: int) -> None:
