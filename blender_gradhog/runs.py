@@ -31,8 +31,12 @@ from typing import Callable, Iterable, Iterator
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".exr", ".tga")
 #: Columns a manifest may have (``photo`` required; ``mesh`` unless ``--mesh`` gives a default).
 MANIFEST_COLUMNS = ("photo", "mesh", "mask", "bbox", "lens_mm", "sensor_width_mm")
-#: Run-wide options (``gradhog align`` flags) that change a result, hence part of a job's key.
-RUN_OPTIONS = ("top_k", "up_axis", "device", "iterations", "no_refine", "seed", "no_alpha_mask")
+#: ``gradhog align`` flags that are not run-wide alignment options: every other flag (``--seed``,
+#: ``--no-refine``, ...) is forwarded to each photo's alignment and is part of the job's key.
+NOT_FORWARDED = ("func", "command", "photo", "mesh", "mask", "bbox", "lens_mm", "sensor_width_mm", "out",
+                 "overlay", "save_blend", "manifest", "jobs", "scheduler", "retry_failed", "quiet")
+#: Forwarded flags that cannot change a result, hence left out of the key.
+NOT_IN_KEY = ("cache_dir", "no_cache")
 
 Job = dict
 Align = Callable[[Job], dict]
@@ -53,9 +57,9 @@ def job_key(job: Job) -> str:
 
     A results line carries its job's key; a rerun skips the jobs whose key is already there.
     """
-    identity = {name: job.get(name) for name in ("photo", "mesh", "mask", "bbox", "lens_mm",
-                                                 "sensor_width_mm") + RUN_OPTIONS}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+    identity = {name: job.get(name) for name in MANIFEST_COLUMNS}
+    identity["options"] = {name: value for name, value in job.get("options", {}).items() if name not in NOT_IN_KEY}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
 def _resolved(value: str, folder: Path) -> str:
@@ -88,8 +92,9 @@ def _bbox(value) -> list[float]:
 def make_job(row: dict, folder: Path, defaults: dict) -> Job:
     """One job from a manifest row (paths relative to ``folder``) over the run-wide ``defaults``.
 
-    ``defaults`` holds ``mesh`` (or None), ``bbox``, ``lens_mm``, ``sensor_width_mm`` and the
-    :data:`RUN_OPTIONS`. Raises ValueError naming the faulty column.
+    ``defaults`` holds ``mesh`` (or None), ``mask``, ``bbox``, ``lens_mm``, ``sensor_width_mm`` and
+    ``options`` (run-wide ``gradhog align`` flags by attribute name, e.g. ``{"seed": 0}``; flags
+    left out take the command's defaults). Raises ValueError naming the faulty column.
     """
     unknown = sorted(set(row) - set(MANIFEST_COLUMNS))
     if unknown:
@@ -107,7 +112,7 @@ def make_job(row: dict, folder: Path, defaults: dict) -> Job:
            "lens_mm": _number(cell.get("lens_mm", defaults.get("lens_mm", 50.0)), "lens_mm"),
            "sensor_width_mm": _number(cell.get("sensor_width_mm", defaults.get("sensor_width_mm", 36.0)),
                                       "sensor_width_mm")}
-    job.update({name: defaults.get(name) for name in RUN_OPTIONS})
+    job["options"] = dict(defaults.get("options") or {})
     job["key"] = job_key(job)
     return job
 
@@ -271,16 +276,14 @@ def align_one(job: Job) -> dict:
     import argparse
 
     started = time.perf_counter()
-    args = argparse.Namespace(
-        photo=job["photo"], mesh=job["mesh"], mask=job.get("mask"), bbox=job.get("bbox"),
-        lens_mm=job["lens_mm"], sensor_width_mm=job["sensor_width_mm"], out=None, overlay=None,
-        save_blend=None, quiet=True, **{name: job.get(name) for name in RUN_OPTIONS})
-    args.top_k = args.top_k or 3
-    args.up_axis = args.up_axis or "Z"
-    args.device = args.device or "cpu"
-    args.seed = args.seed or 0
     try:
         from . import cli_align
+
+        args = argparse.Namespace(**{
+            **_align_defaults(), **job.get("options", {}),
+            "photo": job["photo"], "mesh": job["mesh"], "mask": job.get("mask"), "bbox": job.get("bbox"),
+            "lens_mm": job["lens_mm"], "sensor_width_mm": job["sensor_width_mm"], "out": None,
+            "overlay": None, "save_blend": None, "quiet": True})
 
         _drop_inherited_blender_paths()
         with _BPY_LOCK:
@@ -292,6 +295,18 @@ def align_one(job: Job) -> dict:
                   "total_seconds": time.perf_counter() - started}
     record.update(photo=job["photo"], mesh=job["mesh"], key=job["key"])
     return record
+
+
+def _align_defaults() -> dict:
+    """The default of every ``gradhog align`` flag (by attribute name), read from its parser."""
+    import argparse
+
+    from . import cli_align
+
+    subparsers = argparse.ArgumentParser().add_subparsers()
+    cli_align.add_parser(subparsers)
+    return {action.dest: action.default for action in subparsers.choices["align"]._actions
+            if action.dest not in ("help", "func")}
 
 
 def _drop_inherited_blender_paths() -> None:
@@ -495,8 +510,8 @@ def check_single(args) -> None:
 
 def defaults_from_args(args) -> dict:
     """Run-wide defaults of the jobs: ``gradhog align``'s flags."""
-    defaults = {name: getattr(args, name, None) for name in RUN_OPTIONS}
-    defaults.update(mesh=args.mesh, mask=None, bbox=list(args.bbox) if args.bbox else None,
+    options = {name: value for name, value in vars(args).items() if name not in NOT_FORWARDED}
+    defaults = dict(options=options, mesh=args.mesh, mask=None, bbox=list(args.bbox) if args.bbox else None,
                     lens_mm=args.lens_mm, sensor_width_mm=args.sensor_width_mm)
     return defaults
 

@@ -23,8 +23,7 @@ from torch_backend.cli import CliError
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULTS = {"mesh": None, "mask": None, "bbox": None, "lens_mm": 50.0, "sensor_width_mm": 36.0,
-            "top_k": 3, "up_axis": "Z", "device": "cpu", "iterations": None, "no_refine": True,
-            "seed": 0, "no_alpha_mask": False}
+            "options": {"top_k": 3, "no_refine": True, "seed": 0}}
 POSE_FIELDS = ("azimuth", "elevation", "roll", "distance", "shift_x", "shift_y", "lens_mm", "score")
 
 
@@ -95,8 +94,12 @@ def test_job_key_follows_paths_and_options(tmp_path):
     base = runs.make_job({"photo": "a.png", "mesh": "m.obj"}, tmp_path, DEFAULTS)
     same = runs.make_job({"photo": str(tmp_path / "." / "a.png"), "mesh": "m.obj"}, tmp_path, DEFAULTS)
     assert same["key"] == base["key"]
-    for change in ({"seed": 1}, {"no_refine": False}, {"iterations": 5}, {"lens_mm": 35.0}):
-        assert runs.make_job({"photo": "a.png", "mesh": "m.obj"}, tmp_path, {**DEFAULTS, **change})["key"] != base["key"]
+    for change in ({"seed": 1}, {"no_refine": False}, {"iterations": 5}):
+        options = {**DEFAULTS, "options": {**DEFAULTS["options"], **change}}
+        assert runs.make_job({"photo": "a.png", "mesh": "m.obj"}, tmp_path, options)["key"] != base["key"]
+    assert runs.make_job({"photo": "a.png", "mesh": "m.obj"}, tmp_path, {**DEFAULTS, "lens_mm": 35.0})["key"] != base["key"]
+    cache = {**DEFAULTS, "options": {**DEFAULTS["options"], "cache_dir": "/elsewhere"}}
+    assert runs.make_job({"photo": "a.png", "mesh": "m.obj"}, tmp_path, cache)["key"] == base["key"]
     assert runs.make_job({"photo": "a.png", "mesh": "m.obj", "bbox": "1,2,3,4"}, tmp_path, DEFAULTS)["key"] != base["key"]
 
 
