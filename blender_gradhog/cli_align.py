@@ -36,9 +36,17 @@ def add_parser(subparsers) -> None:
         "align", help="camera pose (azimuth, elevation, distance, roll) of a photo of a known mesh",
         description="Find the camera that took PHOTO of the object MESH; writes the pose as JSON. "
                     "Runs Blender headless (the bpy module).")
-    align.add_argument("--photo", required=True, help="photo of the object (its alpha channel, if any, is the mask)")
-    align.add_argument("--mesh", required=True, help=f"the object's mesh ({', '.join(MESH_FORMATS)})")
-    align.add_argument("--out", required=True, help="result JSON file")
+    align.add_argument("--photo", help="photo of the object (its alpha channel, if any, is the mask), "
+                                       "or a folder of photos of MESH (one JSON line each)")
+    align.add_argument("--mesh", help=f"the object's mesh ({', '.join(MESH_FORMATS)}); with --manifest, "
+                                      "the mesh of rows without one")
+    align.add_argument("--out", required=True, help="result JSON file (JSON lines with --manifest or a folder)")
+    align.add_argument("--manifest", help="CSV or JSON lines: photo, mesh, optional mask, bbox, lens_mm, "
+                                          "sensor_width_mm (paths relative to the manifest); resumable")
+    align.add_argument("--jobs", type=int, default=1, help="many photos: local worker processes (default 1)")
+    align.add_argument("--scheduler", help="many photos: run on the Dask cluster at this address (tcp://host:8786)")
+    align.add_argument("--retry-failed", action="store_true",
+                       help="many photos: run the photos whose line has an error again")
     add_common_arguments(align)
     align.set_defaults(func=run_align)
 
@@ -286,6 +294,11 @@ def align_files(args) -> dict:
 
 
 def run_align(args) -> int:
+    from . import runs
+
+    if runs.is_batch(args):
+        return runs.run_from_args(args)
+    runs.check_single(args)
     result = align_files(args)
     print("azimuth {azimuth:.2f}  elevation {elevation:.2f}  roll {roll:.2f}  distance {distance:.4g}  "
           "score {score:.3f}  ({seconds:.1f} s) -> {out}".format(**result, out=args.out))
