@@ -45,7 +45,7 @@ Align = Callable[[Job], dict]
 def _cli_error(message: str) -> Exception:
     from . import _backend
 
-    return _backend.load("cli").CliError(message)
+    return _backend.cli.CliError(message)
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,7 +241,7 @@ class ResultsFile:
 
     def append(self, record: dict) -> None:
         """Write ``record`` as one line (strict JSON, non-finite floats as null) and fsync it."""
-        from .cli_align import json_ready
+        from .options import json_ready
 
         data = (json.dumps(json_ready(record), allow_nan=False) + "\n").encode()
         written = os.write(self.fd, data)
@@ -278,6 +278,7 @@ def align_one(job: Job) -> dict:
     started = time.perf_counter()
     try:
         from . import cli_align
+        from .options import json_ready
 
         args = argparse.Namespace(**{
             **_align_defaults(), **job.get("options", {}),
@@ -288,7 +289,7 @@ def align_one(job: Job) -> dict:
         _drop_inherited_blender_paths()
         with _BPY_LOCK:
             result = cli_align.align_files(args)
-        record = {"photo": job["photo"], **cli_align.json_ready(result)}
+        record = {"photo": job["photo"], **json_ready(result)}
     except Exception as error:  # noqa: BLE001 -- one bad photo is reported in its line
         kind = "" if type(error).__name__ == "CliError" else f"{type(error).__name__}: "
         record = {"photo": job["photo"], "error": kind + (str(error).strip().splitlines() or [""])[-1],
