@@ -22,7 +22,30 @@ def parse(argv, **kwargs):
 def test_flag_defaults_are_pose_options_defaults():
     keywords = options.from_arguments(parse([]))
     assert keywords["options"] == PoseOptions()
-    assert keywords == {"bbox": None, "mask": None, "mask_source": 'ALPHA', "device": 'cpu', "options": PoseOptions()}
+    assert keywords == {"bbox": None, "mask": None, "mask_source": 'ALPHA', "device": 'cpu', "options": PoseOptions(),
+                        "focal_length": 'EXIF', "lens_mm": None, "sensor_width_mm": None}
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], {"focal_length": 'EXIF', "lens_mm": None, "sensor_width_mm": None}),
+    (["--lens-mm", "exif"], {"focal_length": 'EXIF', "lens_mm": None, "sensor_width_mm": None}),
+    (["--lens-mm", "AUTO", "--sensor-width-mm", "23.5"], {"focal_length": 'ESTIMATE', "lens_mm": None, "sensor_width_mm": 23.5}),
+    (["--lens-mm", "35"], {"focal_length": 'CAMERA', "lens_mm": 35.0, "sensor_width_mm": None}),
+])
+def test_lens_flag_chooses_the_focal_length_source(argv, expected):
+    keywords = options.from_arguments(parse(argv))
+    assert {name: keywords[name] for name in expected} == expected
+
+
+@pytest.mark.parametrize("argv", [["--lens-mm", "0"], ["--lens-mm", "-5"], ["--lens-mm", "nan"], ["--lens-mm", "wide"],
+                                  ["--sensor-width-mm", "auto"], ["--sensor-width-mm", "0"]])
+def test_bad_lens_flags_are_refused_by_the_parser(argv):
+    with pytest.raises(SystemExit):
+        parse(argv)
+
+
+def test_demo_parser_can_leave_out_the_lens_flags():
+    assert not hasattr(parse([], lens=False), "lens_mm")
 
 
 def test_flags_reach_pose_options():
