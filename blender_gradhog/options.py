@@ -73,12 +73,9 @@ def lens_value(text: str):
     if word in (LENS_EXIF, LENS_AUTO):
         return word
     try:
-        value = float(word)
+        return float(word)  # its sign is checked with the other inputs (one-line error, exit 2)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {LENS_EXIF!r}, {LENS_AUTO!r} or millimetres, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number of millimetres, got {text!r}")
-    return value
 
 
 def _millimetres(text: str) -> float:
@@ -89,7 +86,11 @@ def _millimetres(text: str) -> float:
 
 
 def lens_keywords(lens, sensor_width_mm: float | None = None) -> dict:
-    """``api.prepare``'s ``focal_length``, ``lens_mm``, ``sensor_width_mm`` from a ``--lens-mm`` value."""
+    """``api.prepare``'s ``focal_length``, ``lens_mm``, ``sensor_width_mm`` from a ``--lens-mm`` value;
+    :class:`AlignError` for a length that is not a positive number."""
+    for name, value in (("--lens-mm", lens), ("--sensor-width-mm", sensor_width_mm)):
+        if isinstance(value, (int, float)) and not (math.isfinite(value) and value > 0):
+            raise AlignError(f"{name} must be a positive number of millimetres, got {value}")
     if lens == LENS_AUTO:
         return {"focal_length": 'ESTIMATE', "lens_mm": None, "sensor_width_mm": sensor_width_mm}
     if lens == LENS_EXIF or lens is None:

@@ -37,11 +37,16 @@ def test_lens_flag_chooses_the_focal_length_source(argv, expected):
     assert {name: keywords[name] for name in expected} == expected
 
 
-@pytest.mark.parametrize("argv", [["--lens-mm", "0"], ["--lens-mm", "-5"], ["--lens-mm", "nan"], ["--lens-mm", "wide"],
-                                  ["--sensor-width-mm", "auto"], ["--sensor-width-mm", "0"]])
-def test_bad_lens_flags_are_refused_by_the_parser(argv):
+@pytest.mark.parametrize("argv", [["--lens-mm", "wide"], ["--sensor-width-mm", "auto"]])
+def test_lens_flags_that_are_no_length_are_refused_by_the_parser(argv):
     with pytest.raises(SystemExit):
         parse(argv)
+
+
+@pytest.mark.parametrize("argv", [["--lens-mm", "0"], ["--lens-mm=-5"], ["--lens-mm", "nan"], ["--sensor-width-mm", "0"]])
+def test_lengths_that_are_not_positive_raise_align_error_naming_the_flag(argv):
+    with pytest.raises(AlignError, match=argv[0].split("=")[0]):
+        options.from_arguments(parse(argv))
 
 
 def test_demo_parser_can_leave_out_the_lens_flags():
