@@ -55,6 +55,15 @@ class _LazyNumpy:
 np = _LazyNumpy()
 
 
+def exif() -> ModuleType | None:
+    """``torch_backend.exif`` (EXIF orientation and lens: NumPy and Pillow, no torch), or ``None``
+    in a Blender without Pillow."""
+    try:
+        return _submodule("exif")
+    except ImportError:
+        return None
+
+
 def core() -> ModuleType:
     """``torch_backend`` with its torch modules imported: ``core().pose.estimate_pose``, ``core().camera``...
 

@@ -26,7 +26,12 @@ from ._backend import LRU, TORCH_MISSING, core, np  # noqa: F401  (TORCH_MISSING
 from .errors import AlignCancelled, AlignError
 from .options import PoseOptions, pose_options
 
-__all__ = ["align", "prepare", "solve", "apply", "discard", "AlignJob", "AlignError", "AlignCancelled", "PoseOptions"]
+__all__ = ["align", "prepare", "solve", "apply", "discard", "AlignJob", "AlignError", "AlignCancelled",
+           "PoseOptions", "FOCAL_LENGTHS"]
+
+#: Where the lens comes from: the camera's own, the photo's EXIF (else the camera's), or estimated
+#: with the pose (starting from the camera's).
+FOCAL_LENGTHS = ('CAMERA', 'EXIF', 'ESTIMATE')
 
 
 # --------------------------------------------------------------------------------------------
@@ -64,13 +69,12 @@ def resolve_photo(photo) -> bpy.types.Image:
 
 
 def _mask_array(mask, shape, masks) -> np.ndarray:
-    """An ``(H, W)`` bool mask from an image, a path or an array."""
+    """An ``(H, W)`` bool mask from an image, a path or an array of coverage (object: >= one half)."""
     if isinstance(mask, (str, os.PathLike)) or isinstance(mask, bpy.types.Image):
-        image = resolve_photo(mask)
-        rgba = blender_scene.image_pixels(image)
-        # A mask file is either gray/colour (non-zero = object) or a cut-out with alpha.
-        values = rgba[..., 3] if blender_scene.image_has_alpha(image, rgba) else rgba[..., :3].max(axis=-1)
-        mask = values > 0.5 / 255.0
+        try:
+            mask = blender_scene.read_mask(resolve_photo(mask))  # upright, as the photo
+        except blender_scene.SceneError as error:
+            raise AlignError(f"mask: {error}") from None
     return masks.as_mask(mask, shape, name="mask")
 
 
@@ -79,10 +83,13 @@ class AlignJob:
     """Everything :func:`solve` needs, gathered from Blender on the main thread (no ``bpy`` inside).
 
     Attributes:
-        photo: ``(H, W, 3)`` float32 RGB in ``[0, 1]``, first row at the top.
+        photo: ``(H, W, 3)`` float32 RGB in ``[0, 1]``, upright (EXIF orientation applied), first row
+            at the top.
         mask: ``(H, W)`` bool object mask or ``None``; bbox: ``(x0, y0, x1, y1)`` pixels or ``None``.
         mesh: the target's evaluated mesh in its mesh frame (scene units).
-        intrinsics: ``torch_backend.camera.Intrinsics`` of the photo (resolution = photo size).
+        intrinsics: ``torch_backend.camera.Intrinsics`` of the photo (resolution = upright photo size).
+        lens_source: where ``intrinsics``' lens came from (``"given"``, ``"exif"``, ``"default"``);
+            with ``options.focal == "estimate"`` it is only the starting lens.
         coarse_views: Blender-rendered coarse views or ``None`` (the backend renders its own).
         options: the :class:`PoseOptions` of ``estimate_pose``; device: ``'cpu'`` or ``'cuda'``.
         camera_name, object_name, scene_name, photo_name: what :func:`apply` writes to.
@@ -105,6 +112,7 @@ class AlignJob:
     photo_name: str
     cue: str
     lock_focal_length: bool = True
+    lens_source: str = "given"
     prepare_seconds: float = 0.0
     pending_views: Any = None
     cache_dir: str | None = None
@@ -113,16 +121,22 @@ class AlignJob:
 
 def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_source: str = 'ALPHA',
             device: str = 'cpu', lock_focal_length: bool = True, coarse_views: bool = True, depsgraph=None,
-            cache_dir: str | None = None, options: PoseOptions | None = None, **overrides) -> AlignJob:
+            cache_dir: str | None = None, focal_length: str = 'CAMERA', lens_mm: float | None = None,
+            sensor_width_mm: float | None = None, options: PoseOptions | None = None, **overrides) -> AlignJob:
     """Gather the photo, cues, evaluated mesh and intrinsics, and render the coarse views (main thread).
+
+    The photo's pixels come from its file through ``torch_backend.images`` (upright, whatever its
+    EXIF orientation, bit depth or alpha), the same on every Blender version; see
+    :func:`blender_gradhog.scene.read_photo`.
 
     Args:
         photo: ``bpy.types.Image``, image name or file path.
         obj: the mesh object seen in the photo.
         camera: camera object to align; ``None``: the scene camera (a new camera at apply time
             when the scene has none).
-        bbox: ``(x0, y0, x1, y1)`` box around the object in photo pixels (origin top-left).
-        mask: explicit mask (image, path or ``(H, W)`` array); overrides ``mask_source``.
+        bbox: ``(x0, y0, x1, y1)`` box around the object in upright photo pixels (origin top-left).
+        mask: explicit mask (image, path or ``(H, W)`` array of coverage: object where >= one half),
+            upright photo-sized; overrides ``mask_source``.
         mask_source: ``'ALPHA'`` (photo alpha when it has one), ``'IMAGE'`` (needs ``mask``),
             ``'BOX'`` (outlines judged by the photo's colours around ``bbox``) or ``'NONE'``.
         coarse_views: render the coarse views with Blender now (True), let the backend render
@@ -130,6 +144,11 @@ def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_s
             render step by step (its temporary scene exists until it finishes or is closed).
         cache_dir: with ``coarse_views=False``, a folder where the backend keeps its renders for
             later processes (:class:`torch_backend.pose.CoarseViewCache`); None: memory only.
+        focal_length: one of :data:`FOCAL_LENGTHS`: ``'CAMERA'`` keeps the camera's lens, ``'EXIF'``
+            takes the photo's EXIF lens when it has one (else the camera's), ``'ESTIMATE'``
+            estimates it with the pose (``estimate_pose(focal="estimate")``).
+        lens_mm, sensor_width_mm: replace the camera's lens / sensor width (mm) before that choice
+            (a ``lens_mm`` wins over EXIF). Without a camera: Blender's 50 mm on 36 mm ("default").
         options: the :class:`PoseOptions` of ``estimate_pose`` (default: its defaults);
             ``overrides`` replace some of them (e.g. ``top_k=5, iterations=40, hog_variant='dalal'``).
 
@@ -152,14 +171,19 @@ def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_s
         image = resolve_photo(photo)
         _check_device(device)
         try:
-            rgba = blender_scene.image_pixels(image)
+            picture = blender_scene.read_photo(image)
             mesh = blender_scene.mesh_arrays(obj, depsgraph)
         except blender_scene.SceneError as error:
             raise AlignError(str(error)) from None
-        bbox, mask_array = _object_cues(image, rgba, bbox, mask, mask_source)
-    height, width = rgba.shape[:2]
+        bbox, mask_array = _object_cues(picture, bbox, mask, mask_source)
+    height, width = picture.rgb.shape[:2]
     cue = "mask" if mask_array is not None else "box" if bbox is not None else "photo"
-    intrinsics = photo_intrinsics(camera, width, height)
+    lens, lens_source = choose_lens(focal_length, picture.lens, camera, lens_mm=lens_mm,
+                                    sensor_width_mm=sensor_width_mm)
+    intrinsics = photo_intrinsics(camera, width, height, lens=lens)
+    if focal_length == 'ESTIMATE':
+        options = pose_options({"focal": "estimate"}, base=options)
+        coarse_views = False  # the backend renders views for each candidate field of view itself
     views = pending = None
     if coarse_views == 'later':  # the caller renders them step by step (modal operator)
         pending = CoarseViewJob(mesh, intrinsics, options)
@@ -167,10 +191,10 @@ def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_s
     elif coarse_views:
         views = CoarseViewJob(mesh, intrinsics, options).render_all()
     return AlignJob(
-        photo=np.ascontiguousarray(rgba[..., :3]), mask=mask_array, bbox=bbox, mesh=mesh,
+        photo=picture.rgb, mask=mask_array, bbox=bbox, mesh=mesh,
         intrinsics=intrinsics, coarse_views=views, options=options, device=device,
         camera_name=camera.name if camera else None, object_name=obj.name, scene_name=scene.name,
-        photo_name=image.name, cue=cue, lock_focal_length=lock_focal_length,
+        photo_name=image.name, cue=cue, lock_focal_length=lock_focal_length, lens_source=lens_source,
         prepare_seconds=time.perf_counter() - started, pending_views=pending if views is None else None,
         cache_dir=cache_dir,
         loaded_images=tuple(loaded),
@@ -217,10 +241,11 @@ def _check_device(device: str) -> None:
             raise AlignError("device CUDA was chosen but this PyTorch has no usable CUDA GPU: pick CPU")
 
 
-def _object_cues(image, rgba: np.ndarray, bbox, mask, mask_source: str) -> tuple:
-    """``(bbox, mask)`` checked against the photo: the box as a tuple or None, an ``(H, W)`` bool mask or None."""
+def _object_cues(picture, bbox, mask, mask_source: str) -> tuple:
+    """``(bbox, mask)`` checked against the upright photo (a ``torch_backend.images.Photo``): the box
+    as a tuple or None, an ``(H, W)`` bool mask or None. Masks and alpha are coverage (>= one half)."""
     masks = core().masks
-    shape = rgba.shape[:2]
+    shape = picture.rgb.shape[:2]
     try:
         if bbox is not None:
             bbox = tuple(masks.validate_box(bbox, shape))
@@ -228,8 +253,8 @@ def _object_cues(image, rgba: np.ndarray, bbox, mask, mask_source: str) -> tuple
             mask_array = _mask_array(mask, shape, masks)
         elif mask_source == 'IMAGE':
             raise AlignError("mask source is 'Mask Image' but no mask image is set")
-        elif mask_source == 'ALPHA' and blender_scene.image_has_alpha(image, rgba):
-            mask_array = masks.alpha_mask(rgba[..., 3])
+        elif mask_source == 'ALPHA' and picture.alpha is not None:
+            mask_array = masks.alpha_mask(picture.alpha)  # None for an opaque alpha channel
         else:
             mask_array = None
         if mask_source == 'BOX' and bbox is None:
@@ -239,14 +264,42 @@ def _object_cues(image, rgba: np.ndarray, bbox, mask, mask_source: str) -> tuple
     return bbox, mask_array
 
 
-def photo_intrinsics(camera, width: int, height: int):
-    """Intrinsics of ``camera`` (Blender's 50 mm / 36 mm defaults without one) at the photo's size."""
+def photo_intrinsics(camera, width: int, height: int, lens: dict | None = None):
+    """Intrinsics of ``camera`` (Blender's 50 mm / 36 mm defaults without one) at the photo's size;
+    ``lens`` (Blender names: ``lens``, ``sensor_width``...) replaces the camera's values."""
     data = camera.data if camera is not None else None
     values = {"resolution_x": width, "resolution_y": height}
     if data is not None:
         values.update(lens=data.lens, sensor_width=data.sensor_width, sensor_height=data.sensor_height,
                       sensor_fit=data.sensor_fit)
+    values.update(lens or {})
     return core().camera.Intrinsics.from_blender_dict(values)
+
+
+def choose_lens(focal_length: str, exif_lens, camera, *, lens_mm: float | None = None,
+                sensor_width_mm: float | None = None) -> tuple[dict, str]:
+    """The lens to align with, as Blender camera values (``lens``, ``sensor_width``...), and its
+    source (``torch_backend.images.LENS_SOURCES``; "estimated" is decided by :func:`solve`).
+
+    ``exif_lens`` is the photo's ``LensInfo`` or None; see :func:`prepare` for the rest.
+    """
+    images = core().images
+    if focal_length not in FOCAL_LENGTHS:
+        raise AlignError(f"focal_length must be one of {', '.join(FOCAL_LENGTHS)}, got {focal_length!r}")
+    for name, value in (("lens_mm", lens_mm), ("sensor_width_mm", sensor_width_mm)):
+        if value is not None and not (np.isfinite(value) and value > 0):
+            raise AlignError(f"{name} must be a positive number of millimetres, got {value}")
+    values, source = {}, images.LENS_GIVEN if camera is not None else images.LENS_DEFAULT
+    if sensor_width_mm is not None:
+        values["sensor_width"] = float(sensor_width_mm)
+    if lens_mm is not None:
+        values["lens"], source = float(lens_mm), images.LENS_GIVEN
+    elif focal_length == 'EXIF' and exif_lens is not None:
+        # The EXIF sensor spans the photo's longer side: Blender's AUTO fit.
+        values = {"lens": exif_lens.lens_mm, "sensor_width": exif_lens.sensor_width_mm,
+                  "sensor_height": exif_lens.sensor_height_mm, "sensor_fit": 'AUTO'}
+        source = images.LENS_EXIF
+    return values, source
 
 
 # Coarse views depend on the mesh, the field of view and the grid only, not on the photo: a batch of
@@ -389,13 +442,15 @@ def camera_matrix(frame: np.ndarray, values: dict) -> np.ndarray:
 
 
 def place_camera(camera, scene, frame, values: dict, *, lens_mm: float, sensor_width_mm: float,
-                 sensor_fit: str, width: int, height: int, photo, score: float) -> None:
-    """Write a pose to ``camera`` (see :func:`blender_gradhog.scene.write_camera`)."""
+                 sensor_fit: str, width: int, height: int, photo, score: float, lens_source: str = "given") -> None:
+    """Write a pose and lens to ``camera`` (see :func:`blender_gradhog.scene.write_camera`); the
+    lens's source goes into the custom property ``gradhog_lens_source``."""
     problem = blender_scene.camera_problem(camera)  # it may have changed since prepare
     if problem:
         raise AlignError(problem)
     properties = {f"gradhog_{name}": value for name, value in values.items()}
     properties["gradhog_score"] = score
+    properties["gradhog_lens_source"] = str(lens_source)
     blender_scene.write_camera(
         camera, scene, camera_to_world=camera_matrix(frame, values), lens_mm=lens_mm,
         sensor_width_mm=sensor_width_mm, sensor_fit=sensor_fit, shift_x=values["shift_x"],
@@ -427,29 +482,45 @@ def apply(job: AlignJob, result, *, camera=None) -> dict:
         camera = blender_scene.new_camera(scene)
     frame = current_frame(obj)
     settings = job.intrinsics.to_blender_dict()
-    lens = float(getattr(result, "lens_mm", None) or settings["lens"])
-    if job.lock_focal_length:
-        lens = settings["lens"]
+    lens, source = used_lens(job, result)
     values = pose_values(result.pose)
     photo = bpy.data.images.get(job.photo_name)
+    # Pose and lens are written together: one undo step (the operator's) holds both.
     place_camera(camera, scene, frame, values, lens_mm=lens, sensor_width_mm=settings["sensor_width"],
                  sensor_fit=settings["sensor_fit"], width=job.intrinsics.width,
-                 height=job.intrinsics.height, photo=photo, score=float(result.score))
-    return result_dict(job, result, camera=camera, lens_mm=lens)
+                 height=job.intrinsics.height, photo=photo, score=float(result.score), lens_source=source)
+    return result_dict(job, result, camera=camera)
 
 
-def result_dict(job: AlignJob, result, *, camera=None, lens_mm: float | None = None) -> dict:
-    """The result as JSON-ready values (what ``gradhog align`` writes)."""
+def used_lens(job: AlignJob, result) -> tuple[float, str]:
+    """``(lens_mm, lens_source)`` of a result: the estimate when the focal length was estimated,
+    else the job's lens (``lock_focal_length`` is kept for old scripts; the lens is never changed
+    unless estimated)."""
+    if getattr(result, "lens_source", None) == core().images.LENS_ESTIMATED:
+        return float(result.lens_mm), core().images.LENS_ESTIMATED
+    return float(job.intrinsics.to_blender_dict()["lens"]), job.lens_source
+
+
+def result_dict(job: AlignJob, result, *, camera=None) -> dict:
+    """The result as JSON-ready values (what ``gradhog align`` writes): the pose, ``lens_mm``,
+    ``sensor_width_mm``, ``sensor_fit``, ``lens_source`` (and ``lens_range_mm`` when estimated)..."""
     settings = job.intrinsics.to_blender_dict()
     values = pose_values(result.pose)
+    lens, source = used_lens(job, result)
     candidates = []
     for candidate, score in getattr(result, "candidates", ()) or ():
-        candidates.append({**pose_values(candidate), "score": float(score)})
+        candidates.append({**pose_values(candidate), "score": float(score),
+                           "lens_mm": float(getattr(candidate, "lens_mm", None) or lens)})
+    extra = {}
+    if getattr(result, "lens_range_mm", None) is not None:
+        extra["lens_range_mm"] = [float(value) for value in result.lens_range_mm]
     return {
         **values,
-        "lens_mm": float(lens_mm if lens_mm is not None else settings["lens"]),
+        "lens_mm": lens,
         "sensor_width_mm": float(settings["sensor_width"]),
         "sensor_fit": settings["sensor_fit"],
+        "lens_source": source,
+        **extra,
         "score": float(result.score),
         "seconds": float(getattr(result, "seconds", 0.0)) + job.prepare_seconds,
         "candidates": candidates,
@@ -471,11 +542,13 @@ def align(photo, obj, camera=None, *, callback: Callable[[float, str], bool] | N
         camera: camera object to write.
         callback: ``callback(progress in [0, 1], message) -> bool``; False cancels.
         options: see :func:`prepare` (``bbox``, ``mask``, ``mask_source``, ``device``,
-            ``lock_focal_length``, ``options``) plus :class:`PoseOptions` fields (``top_k``, ``seed``...).
+            ``focal_length``, ``lens_mm``, ``sensor_width_mm``, ``options``) plus :class:`PoseOptions`
+            fields (``top_k``, ``seed``...).
 
     Returns:
         dict with ``azimuth, elevation, roll`` (degrees), ``distance`` (scene units),
-        ``shift_x, shift_y, lens_mm, sensor_width_mm, score, seconds, candidates`` and ``camera``.
+        ``shift_x, shift_y, lens_mm, sensor_width_mm, lens_source`` (``lens_range_mm`` when
+        estimated), ``score, seconds, candidates`` and ``camera``.
 
     Raises:
         AlignError: one-line reason (AlignCancelled when cancelled); the scene is then unchanged.

@@ -12,6 +12,11 @@ photos already in the output, so an interrupted batch resumes where it stopped):
         --photos photos/ --object Chair --out results.jsonl [--cameras] [--save out.blend]
     ... --manifest list.txt ...   (one photo path per line, or JSON lines with "photo", "bbox", "mask")
 
+The lens: ``--lens-mm exif`` (default: the photo's EXIF lens, else the camera's), a number of mm,
+or ``auto`` (estimated with the pose; ``lens_range_mm`` in the result). Every result says
+``lens_mm``, ``sensor_width_mm`` and ``lens_source``. Photos are read upright (EXIF orientation),
+boxes are in upright pixels, masks and alpha are coverage (>= one half is the object).
+
 Without the Blender binary, the bpy module runs the same code: ``python blender_gradhog/batch.py
 --blend scene.blend -- ...`` (or ``python -m blender_gradhog.batch``). Exit status 0 on success,
 1 when a photo failed (its line has ``"error"``), 2 for bad arguments.

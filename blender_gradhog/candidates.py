@@ -47,6 +47,8 @@ def store(settings, result: dict, job: api.AlignJob) -> None:
         settings.result_camera = bpy.data.objects.get(result["camera"])
         settings.result_target = bpy.data.objects.get(job.object_name)
         settings.result_lens = result["lens_mm"]
+        settings.result_lens_source = result.get("lens_source", "given")
+        settings.result_lens_range = result.get("lens_range_mm") or (0.0, 0.0)
         settings.result_sensor_width = result["sensor_width_mm"]
         settings.result_width, settings.result_height = result["resolution"]
         settings.candidates.clear()
@@ -54,6 +56,7 @@ def store(settings, result: dict, job: api.AlignJob) -> None:
             item = settings.candidates.add()
             for name in (*POSE_FIELDS, "score"):
                 setattr(item, name, values[name])
+            item.lens_mm = values.get("lens_mm", result["lens_mm"])
         settings.active_candidate = 0
 
 
@@ -69,10 +72,11 @@ def apply(context, index: int) -> str | None:
     values = {name: getattr(item, name) for name in POSE_FIELDS}
     try:
         frame = api.current_frame(target)
-        api.place_camera(camera, context.scene, frame, values, lens_mm=settings.result_lens,
+        api.place_camera(camera, context.scene, frame, values, lens_mm=item.lens_mm or settings.result_lens,
                          sensor_width_mm=settings.result_sensor_width, sensor_fit=camera.data.sensor_fit,
                          width=settings.result_width, height=settings.result_height,
-                         photo=settings.photo_image, score=item.score)
+                         photo=settings.photo_image, score=item.score,
+                         lens_source=settings.result_lens_source or "given")
     except api.AlignError as error:
         return str(error)
     settings.result_azimuth, settings.result_elevation = item.azimuth, item.elevation

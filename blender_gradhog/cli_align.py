@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import options
+from . import options, runs
 from ._backend import cli as torch_cli, core, package
 from .errors import AlignError
 
@@ -36,8 +36,9 @@ def add_parser(subparsers) -> None:
         "align", help="camera pose (azimuth, elevation, distance, roll) of a photo of a known mesh",
         description="Find the camera that took PHOTO of the object MESH; writes the pose as JSON. "
                     "Runs Blender headless (the bpy module).")
-    align.add_argument("--photo", help="photo of the object (its alpha channel, if any, is the mask), "
-                                       "or a folder of photos of MESH (one JSON line each)")
+    align.add_argument("--photo", help="photo of the object, read upright (EXIF orientation); its alpha "
+                                       "channel, if any, is the mask (alpha >= half = object); or a folder "
+                                       "of photos of MESH (one JSON line each)")
     align.add_argument("--mesh", help=f"the object's mesh ({', '.join(MESH_FORMATS)}); with --manifest, "
                                       "the mesh of rows without one")
     align.add_argument("--out", required=True, help="result JSON file (JSON lines with --manifest or a folder)")
@@ -58,13 +59,11 @@ def add_parser(subparsers) -> None:
                       help="what to tell about the object: its mask (default), a box, or nothing")
     demo.add_argument("--overlay", default="gradhog_demo_overlay.png", help="overlay PNG to write")
     demo.add_argument("--out", default=None, help="also write the result JSON here")
-    options.add_arguments(demo, cues=False)
+    options.add_arguments(demo, cues=False, lens=False)
     demo.set_defaults(func=run_demo)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lens-mm", type=float, default=50.0, help="focal length in mm (default 50)")
-    parser.add_argument("--sensor-width-mm", type=float, default=36.0, help="sensor width in mm (default 36)")
     options.add_arguments(parser)
     parser.add_argument("--up-axis", choices=("Z", "Y"), default="Z",
                         help="up axis of OBJ/PLY/STL files (default Z: coordinates as in the file, "
@@ -176,16 +175,6 @@ def _mesh_object(scene, name: str, vertices, faces):
     return obj
 
 
-def new_camera(scene, *, lens_mm: float, sensor_width_mm: float):
-    from . import scene as blender_scene
-
-    camera = blender_scene.new_camera(scene, "GradHOG Camera")
-    camera.data.lens = lens_mm
-    camera.data.sensor_width = sensor_width_mm
-    camera.data.sensor_fit = 'AUTO'
-    return camera
-
-
 def overlay_picture(photo, obj, camera, scene):
     """The photo with the fitted mesh's silhouette (tinted) and outline, rendered by Blender.
 
@@ -196,7 +185,7 @@ def overlay_picture(photo, obj, camera, scene):
     from . import api, scene as blender_scene
 
     image = api.resolve_photo(photo)
-    rgb = blender_scene.image_pixels(image)[..., :3]
+    rgb = blender_scene.read_photo(image).rgb  # upright, as the pose was found
     height, width = rgb.shape[:2]
     mesh = blender_scene.mesh_arrays(obj)
     # The camera in the object's mesh frame, exactly as written to the scene.
@@ -252,8 +241,8 @@ def _check_inputs(args) -> None:
     if not Path(args.mesh).is_file():
         raise CliError(f"{args.mesh}: no such mesh file")
     for name in ("lens_mm", "sensor_width_mm"):
-        value = getattr(args, name)
-        if not (math.isfinite(value) and value > 0):
+        value = getattr(args, name, None)
+        if isinstance(value, float) and not (math.isfinite(value) and value > 0):
             raise CliError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
     for name in ("out", "overlay", "save_blend"):
         value = getattr(args, name, None)
@@ -274,34 +263,72 @@ def align_files(args) -> dict:
     started = time.perf_counter()
     scene = fresh_scene()
     obj = import_mesh(args.mesh, up_axis=getattr(args, "up_axis", "Z"))
-    camera = new_camera(scene, lens_mm=args.lens_mm, sensor_width_mm=args.sensor_width_mm)
     try:
-        result = api.align(os.path.abspath(args.photo), obj, camera, scene=scene,
+        # No camera yet: the lens is the given one, the photo's EXIF one, or Blender's 50 mm on
+        # 36 mm ("default"); api.apply adds "GradHOG Camera" with it.
+        result = api.align(os.path.abspath(args.photo), obj, None, scene=scene,
                            callback=_progress_printer(args.quiet), **keywords)
     except AlignError as error:
         raise CliError(str(error)) from None
+    import bpy
+
+    camera = bpy.data.objects[result["camera"]]
     result.update(photo=os.path.abspath(args.photo), mesh=os.path.abspath(args.mesh),
                   total_seconds=time.perf_counter() - started)
     if args.overlay:
         save_png(args.overlay, overlay_picture(result["photo"], obj, camera, scene))
     if args.save_blend:
-        import bpy
-
         bpy.ops.wm.save_as_mainfile(filepath=os.path.abspath(args.save_blend), check_existing=False)
     if args.out:
         Path(args.out).write_text(json.dumps(options.json_ready(result), indent=1, allow_nan=False) + "\n")
     return result
 
 
-def run_align(args) -> int:
-    from . import runs
+def align_one(job: dict) -> dict:
+    """Align one photo of a manifest (:func:`align_files`); returns its results line, never raises.
 
+    The line holds the single-photo result's fields plus ``photo``, ``mesh`` and ``key``; a failed
+    photo gets ``error`` (one line of text) instead of a pose.
+    """
+    started = time.perf_counter()
+    try:
+
+        args = argparse.Namespace(**{
+            **_align_defaults(), **job.get("options", {}),
+            "photo": job["photo"], "mesh": job["mesh"], "mask": job.get("mask"), "bbox": job.get("bbox"),
+            "lens_mm": job["lens_mm"], "sensor_width_mm": job["sensor_width_mm"], "out": None,
+            "overlay": None, "save_blend": None, "quiet": True})
+
+        runs.drop_inherited_blender_paths()
+        with runs.BPY_LOCK:
+            result = align_files(args)
+        record = {"photo": job["photo"], **options.json_ready(result)}
+    except Exception as error:  # noqa: BLE001 -- one bad photo is reported in its line
+        kind = "" if type(error).__name__ == "CliError" else f"{type(error).__name__}: "
+        record = {"photo": job["photo"], "error": kind + (str(error).strip().splitlines() or [""])[-1],
+                  "total_seconds": time.perf_counter() - started}
+    record.update(photo=job["photo"], mesh=job["mesh"], key=job["key"])
+    return record
+
+
+def _align_defaults() -> dict:
+    """The default of every ``gradhog align`` flag (by attribute name), read from its parser."""
+    subparsers = argparse.ArgumentParser().add_subparsers()
+    add_parser(subparsers)
+    return {action.dest: action.default for action in subparsers.choices["align"]._actions
+            if action.dest not in ("help", "func")}
+
+
+def run_align(args) -> int:
     if runs.is_batch(args):
-        return runs.run_from_args(args)
+        return runs.run_from_args(args, align=align_one)
     runs.check_single(args)
     result = align_files(args)
+    lens = "lens {lens_mm:.1f} mm ({lens_source}".format(**result)
+    if result.get("lens_range_mm"):
+        lens += ", {:.0f}-{:.0f} mm possible".format(*result["lens_range_mm"])
     print("azimuth {azimuth:.2f}  elevation {elevation:.2f}  roll {roll:.2f}  distance {distance:.4g}  "
-          "score {score:.3f}  ({seconds:.1f} s) -> {out}".format(**result, out=args.out))
+          "{lens})  score {score:.3f}  ({seconds:.1f} s) -> {out}".format(**result, lens=lens, out=args.out))
     return 0
 
 

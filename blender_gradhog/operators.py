@@ -317,19 +317,21 @@ class GRADHOG_OT_draw_box(bpy.types.Operator):
         if settings.photo_image is None or camera is None:
             self.report({'ERROR'}, "Draw Box needs a photo and a scene camera (look through it: Numpad 0)")
             return {'CANCELLED'}
-        width, height = settings.photo_image.size
+        width, height = blender_scene.upright_size(settings.photo_image)
         if width == 0 or height == 0:
             self.report({'ERROR'}, f"Cannot read the photo {settings.photo_image.name!r}")
             return {'CANCELLED'}
-        # The box is drawn over the photo, so show it as the camera background at its own aspect.
+        # The box is drawn over the photo, so show it upright as the camera background at its own
+        # aspect: box pixels are then the upright photo's, as the alignment reads it.
         render = context.scene.render
         if (render.resolution_x, render.resolution_y) != (width, height):
             render.resolution_x, render.resolution_y = width, height
             render.pixel_aspect_x = render.pixel_aspect_y = 1.0
         data = camera.data
-        if not any(bg.image == settings.photo_image for bg in data.background_images):
+        shown = blender_scene.display_image(settings.photo_image)
+        if not any(bg.image == shown for bg in data.background_images):
             background = data.background_images.new()
-            background.image = settings.photo_image
+            background.image = shown
             background.frame_method = 'FIT'
         data.show_background_images = True
         self._handle = bpy.types.SpaceView3D.draw_handler_add(self._draw, (context,), 'WINDOW', 'POST_PIXEL')
@@ -358,7 +360,7 @@ class GRADHOG_OT_draw_box(bpy.types.Operator):
         if frame is None:
             self.report({'ERROR'}, "The camera frame is not visible")
             return {'CANCELLED'}
-        size = tuple(settings.photo_image.size)
+        size = blender_scene.upright_size(settings.photo_image)
         x0, y0 = region_to_photo(frame, self._start, size)
         x1, y1 = region_to_photo(frame, self._end, size)
         box = (round(min(x0, x1)), round(min(y0, y1)), round(max(x0, x1)), round(max(y0, y1)))
@@ -427,7 +429,7 @@ def _photo_gray(context) -> np.ndarray:
     settings = settings_of(context)
     try:
         image = api.resolve_photo(photo_of(settings))
-        rgba = blender_scene.image_pixels(image)
+        rgba = blender_scene.read_photo(image).rgb  # upright: the box is in upright pixels
     except blender_scene.SceneError as error:
         raise api.AlignError(str(error)) from None
     if settings.use_box:

@@ -43,6 +43,7 @@ def from_panel(settings) -> dict:
         "mask": settings.mask_image if settings.mask_source == 'IMAGE' else None,
         "device": settings.device,
         "lock_focal_length": settings.lock_focal_length,
+        "focal_length": settings.focal_length,
         "options": pose_options({name: getattr(settings, name) for name in EXPOSED}),
     }
 
@@ -52,7 +53,9 @@ def from_arguments(args: argparse.Namespace, entry: Mapping[str, Any] | None = N
     line) overrides ``bbox`` and ``mask`` for one photo."""
     entry = entry or {}
     mask = entry.get("mask", getattr(args, "mask", None))
+    lens = getattr(args, "lens_mm", LENS_EXIF)
     return {
+        **lens_keywords(lens, getattr(args, "sensor_width_mm", None)),
         "bbox": entry.get("bbox", getattr(args, "bbox", None)),
         # "//" is Blender's .blend-relative prefix: left for bpy.path.abspath to resolve.
         "mask": os.path.abspath(mask) if mask and not str(mask).startswith("//") else mask,
@@ -82,15 +85,62 @@ def default_cache_dir() -> str:
     return platformdirs.user_cache_dir("gradhog", appauthor=False)
 
 
-def add_arguments(parser: argparse.ArgumentParser, *, cues: bool = True) -> None:
-    """Add the alignment flags (``--top-k``, ``--seed``, ``--no-refine``..., ``--device`` and, with
-    ``cues``, ``--bbox`` and ``--mask`` / ``--no-alpha-mask``) to a ``gradhog`` or batch parser."""
+#: ``--lens-mm`` words: the photo's EXIF lens (else 50 mm, or the .blend camera's), or estimate it.
+LENS_EXIF, LENS_AUTO = "exif", "auto"
+
+
+def lens_value(text: str):
+    """``--lens-mm``'s type: ``"exif"``, ``"auto"`` or a positive number of millimetres."""
+    word = str(text).strip().lower()
+    if word in (LENS_EXIF, LENS_AUTO):
+        return word
+    try:
+        return float(word)  # its sign is checked with the other inputs (one-line error, exit 2)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {LENS_EXIF!r}, {LENS_AUTO!r} or millimetres, got {text!r}") from None
+
+
+def _millimetres(text: str) -> float:
+    value = lens_value(text)
+    if isinstance(value, str):
+        raise argparse.ArgumentTypeError(f"expected millimetres, got {text!r}")
+    return value
+
+
+def lens_keywords(lens, sensor_width_mm: float | None = None) -> dict:
+    """``api.prepare``'s ``focal_length``, ``lens_mm``, ``sensor_width_mm`` from a ``--lens-mm`` value;
+    :class:`AlignError` for a length that is not a positive number."""
+    for name, value in (("--lens-mm", lens), ("--sensor-width-mm", sensor_width_mm)):
+        if isinstance(value, (int, float)) and not (math.isfinite(value) and value > 0):
+            raise AlignError(f"{name} must be a positive number of millimetres, got {value}")
+    if lens == LENS_AUTO:
+        return {"focal_length": 'ESTIMATE', "lens_mm": None, "sensor_width_mm": sensor_width_mm}
+    if lens == LENS_EXIF or lens is None:
+        return {"focal_length": 'EXIF', "lens_mm": None, "sensor_width_mm": sensor_width_mm}
+    return {"focal_length": 'CAMERA', "lens_mm": float(lens), "sensor_width_mm": sensor_width_mm}
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, cues: bool = True, lens: bool = True) -> None:
+    """Add the alignment flags (``--top-k``, ``--seed``, ``--no-refine``..., ``--device``, with ``lens``
+    ``--lens-mm`` / ``--sensor-width-mm``, and with ``cues`` ``--bbox`` and ``--mask`` /
+    ``--no-alpha-mask``) to a ``gradhog`` or batch parser."""
+    if lens:
+        parser.add_argument(
+            "--lens-mm", type=lens_value, default=LENS_EXIF, metavar="{exif,auto,MM}",
+            help="focal length: 'exif' (default) reads it from the photo's EXIF (without EXIF: the "
+                 "camera's, or 50 mm for a new camera), 'auto' estimates it with the pose and "
+                 "reports its range, a number is the lens in mm")
+        parser.add_argument("--sensor-width-mm", type=_millimetres, default=None,
+                            help="sensor width in mm (default: the camera's, or 36 for a new camera; "
+                                 "an EXIF lens brings its own)")
     if cues:
         parser.add_argument("--bbox", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"),
-                            help="box around the object in photo pixels (origin top-left)")
+                            help="box around the object in upright photo pixels (origin top-left)")
         masks = parser.add_mutually_exclusive_group()
-        masks.add_argument("--mask", help="mask image of the object (non-zero = object), photo-sized")
-        masks.add_argument("--no-alpha-mask", action="store_true", help="ignore the photo's alpha channel")
+        masks.add_argument("--mask", help="mask image of the object, photo-sized: its values are coverage "
+                                          "(at least half = object; its alpha if it has one)")
+        masks.add_argument("--no-alpha-mask", action="store_true",
+                           help="ignore the photo's alpha channel (otherwise alpha >= half is the object)")
     for name in EXPOSED:
         default, help_text = PoseOptions.default(name), PoseOptions.help(name)
         flag = "--" + name.replace("_", "-")

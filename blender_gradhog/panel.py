@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import operators
+from . import operators, scene as blender_scene
 
 
 class _GradHOGPanel:
@@ -30,7 +30,7 @@ class GRADHOG_PT_align(_GradHOGPanel, bpy.types.Panel):
 
         layout.template_ID(settings, "photo_image", open="gradhog.open_photo")
         if settings.photo_image is not None:
-            width, height = settings.photo_image.size
+            width, height = blender_scene.upright_size(settings.photo_image)
             if width and height:
                 layout.label(text=f"{width} × {height} px", icon='IMAGE_DATA')
         layout.prop(settings, "target")
@@ -40,6 +40,7 @@ class GRADHOG_PT_align(_GradHOGPanel, bpy.types.Panel):
             row.operator("gradhog.new_camera", text="", icon='ADD')
         elif settings.camera is None:
             layout.label(text=f"Uses the scene camera {context.scene.camera.name!r}", icon='INFO')
+        layout.prop(settings, "focal_length")
 
         column = layout.column()
         column.scale_y = 1.5
@@ -103,6 +104,15 @@ class GRADHOG_PT_options(_GradHOGPanel, bpy.types.Panel):
         layout.prop(settings, "seed")
 
 
+def lens_summary(settings) -> str:
+    """The lens of the last result and where it came from, with the estimate's range."""
+    text = f"Lens {settings.result_lens:.1f} mm ({settings.result_lens_source or 'given'})"
+    low, high = settings.result_lens_range
+    if high > 0.0:
+        text += f", {low:.0f}–{high:.0f} mm possible"
+    return text
+
+
 class GRADHOG_UL_candidates(bpy.types.UIList):
     """Top-k distinct poses of the last alignment; clicking one places the camera there"""
 
@@ -136,6 +146,7 @@ class GRADHOG_PT_results(_GradHOGPanel, bpy.types.Panel):
         column.prop(settings, "result_roll")
         column.prop(settings, "result_score")
         column.prop(settings, "result_seconds")
+        layout.label(text=lens_summary(settings), icon='CAMERA_DATA')
         if len(settings.candidates) > 1:
             layout.label(text="Candidates (click to apply):")
             layout.template_list("GRADHOG_UL_candidates", "", settings, "candidates",

@@ -11,6 +11,7 @@ from bpy.props import (
     CollectionProperty,
     EnumProperty,
     FloatProperty,
+    FloatVectorProperty,
     IntProperty,
     IntVectorProperty,
     PointerProperty,
@@ -57,6 +58,7 @@ class GradHOGCandidate(bpy.types.PropertyGroup):
     shift_x: FloatProperty(name="Shift X", precision=4)
     shift_y: FloatProperty(name="Shift Y", precision=4)
     score: FloatProperty(name="Score", precision=4)
+    lens_mm: FloatProperty(name="Focal Length", unit='CAMERA', precision=1)  # 0: the result's lens
 
 
 class GradHOGSettings(bpy.types.PropertyGroup):
@@ -86,12 +88,24 @@ class GradHOGSettings(bpy.types.PropertyGroup):
         type=bpy.types.Object,
         poll=_poll_camera,
     )
+    focal_length: EnumProperty(
+        name="Focal Length",
+        description="Which lens the alignment uses; it is written onto the camera with the pose",
+        items=(
+            ('CAMERA', "Keep Camera's", "Keep the camera's focal length and sensor as they are"),
+            ('EXIF', "From Photo (EXIF)", "The focal length and sensor size the photo's EXIF records "
+                                          "(the camera's own when the photo has none)"),
+            ('ESTIMATE', "Estimate", "Estimate the focal length with the pose (slower); the Result "
+                                     "shows the estimate and the range the photo cannot tell apart"),
+        ),
+        default='EXIF',
+    )
 
     # --- cues: where the object is in the photo ------------------------------------------------
     use_box: BoolProperty(
         name="Crop Box",
-        description="Use a box around the object in the photo (pixels, origin top-left). Draw it "
-                    "tight: its size sets the object's scale",
+        description="Use a box around the object in the photo (pixels of the photo as shown upright, "
+                    "origin top-left). Draw it tight: its size sets the object's scale",
         default=False,
     )
     box: IntVectorProperty(
@@ -105,8 +119,10 @@ class GradHOGSettings(bpy.types.PropertyGroup):
         name="Mask",
         description="Where the object's silhouette in the photo comes from",
         items=(
-            ('ALPHA', "Photo Alpha", "The photo's alpha channel (ignored when the photo has none)"),
-            ('IMAGE', "Mask Image", "A separate mask image: any non-zero pixel is the object"),
+            ('ALPHA', "Photo Alpha", "The photo's alpha channel as coverage: alpha of at least one half "
+                                     "is the object (ignored when the photo has none)"),
+            ('IMAGE', "Mask Image", "A separate mask image of coverage: a value of at least one half "
+                                    "(or its alpha, if it has one) is the object"),
             ('BOX', "Auto from Box", "No mask: judge each candidate's outline by the photo's colours around the crop box"),
             ('NONE', "None", "No mask: rely on the photo (and the box, if any) alone"),
         ),
@@ -114,7 +130,8 @@ class GradHOGSettings(bpy.types.PropertyGroup):
     )
     mask_image: PointerProperty(
         name="Mask Image",
-        description="Mask of the object, same pixel size as the photo",
+        description="Mask of the object, same (upright) pixel size as the photo; values are coverage "
+                    "(at least one half is the object)",
         type=bpy.types.Image,
     )
 
@@ -155,9 +172,8 @@ class GradHOGSettings(bpy.types.PropertyGroup):
     )
     lock_focal_length: BoolProperty(
         name="Lock Focal Length",
-        description="Keep the camera's focal length and sensor as they are. The alignment never "
-                    "estimates the focal length, so this is always the case; kept (and not drawn) "
-                    "so that scripts and saved files that set it keep working",
+        description="Not used: Focal Length chooses the lens. Kept (and not drawn) so that scripts "
+                    "and saved files that set it keep working",
         default=True,
     )
     device: EnumProperty(
@@ -183,7 +199,9 @@ class GradHOGSettings(bpy.types.PropertyGroup):
     # What the candidates refer to, so that clicking one later places the same camera.
     result_camera: PointerProperty(type=bpy.types.Object, options={'HIDDEN'})
     result_target: PointerProperty(type=bpy.types.Object, options={'HIDDEN'})
-    result_lens: FloatProperty(options={'HIDDEN'})
+    result_lens: FloatProperty(name="Focal Length", unit='CAMERA', precision=1)
+    result_lens_source: StringProperty(name="Lens Source")
+    result_lens_range: FloatVectorProperty(name="Possible Focal Lengths", size=2, precision=1)  # (0, 0): none
     result_sensor_width: FloatProperty(options={'HIDDEN'})
     result_width: IntProperty(options={'HIDDEN'})
     result_height: IntProperty(options={'HIDDEN'})

@@ -10,7 +10,7 @@ fsync'ed before the next job's result is taken, so a run killed at any moment (S
 leaves whole lines plus at most one unfinished last line; on restart that tail is cut off and the
 photos without a line run again, so every photo ends up exactly once.
 
-Nothing here imports ``bpy``; :func:`align_one` imports it (through ``cli_align``) in whatever
+Nothing here imports ``bpy``; ``cli_align.align_one`` imports it in whatever
 process runs the job.
 """
 from __future__ import annotations
@@ -77,6 +77,13 @@ def _number(value, name: str) -> float:
     return number
 
 
+def _lens(value):
+    """A lens cell: ``"exif"``, ``"auto"`` (as ``--lens-mm``) or a positive number of millimetres."""
+    if isinstance(value, str) and value.strip().lower() in ("exif", "auto"):
+        return value.strip().lower()
+    return _number(value, "lens_mm")
+
+
 def _bbox(value) -> list[float]:
     # CSV cells hold "x0 y0 x1 y1" (spaces, commas or semicolons); JSON lines hold a list.
     parts = value.replace(",", " ").replace(";", " ").split() if isinstance(value, str) else value
@@ -109,9 +116,9 @@ def make_job(row: dict, folder: Path, defaults: dict) -> Job:
     job = {"photo": _resolved(str(cell["photo"]), folder), "mesh": _resolved(str(mesh), folder),
            "mask": _resolved(str(cell["mask"]), folder) if "mask" in cell else defaults.get("mask"),
            "bbox": _bbox(cell["bbox"]) if "bbox" in cell else defaults.get("bbox"),
-           "lens_mm": _number(cell.get("lens_mm", defaults.get("lens_mm", 50.0)), "lens_mm"),
-           "sensor_width_mm": _number(cell.get("sensor_width_mm", defaults.get("sensor_width_mm", 36.0)),
-                                      "sensor_width_mm")}
+           "lens_mm": _lens(cell.get("lens_mm", defaults.get("lens_mm", "exif"))),
+           "sensor_width_mm": _number(cell["sensor_width_mm"], "sensor_width_mm") if "sensor_width_mm" in cell
+           else defaults.get("sensor_width_mm")}
     job["options"] = dict(defaults.get("options") or {})
     job["key"] = job_key(job)
     return job
@@ -264,53 +271,10 @@ class ResultsFile:
 # --------------------------------------------------------------------------------------------
 
 # bpy holds one scene per process: jobs sharing a process (Dask worker threads) take turns.
-_BPY_LOCK = threading.Lock()
+BPY_LOCK = threading.Lock()
 
 
-def align_one(job: Job) -> dict:
-    """Align one photo (``cli_align.align_files``); returns its results line, never raises.
-
-    The line holds the single-photo result's fields plus ``photo``, ``mesh`` and ``key``; a failed
-    photo gets ``error`` (one line of text) instead of a pose.
-    """
-    import argparse
-
-    started = time.perf_counter()
-    try:
-        from . import cli_align
-        from .options import json_ready
-
-        args = argparse.Namespace(**{
-            **_align_defaults(), **job.get("options", {}),
-            "photo": job["photo"], "mesh": job["mesh"], "mask": job.get("mask"), "bbox": job.get("bbox"),
-            "lens_mm": job["lens_mm"], "sensor_width_mm": job["sensor_width_mm"], "out": None,
-            "overlay": None, "save_blend": None, "quiet": True})
-
-        _drop_inherited_blender_paths()
-        with _BPY_LOCK:
-            result = cli_align.align_files(args)
-        record = {"photo": job["photo"], **json_ready(result)}
-    except Exception as error:  # noqa: BLE001 -- one bad photo is reported in its line
-        kind = "" if type(error).__name__ == "CliError" else f"{type(error).__name__}: "
-        record = {"photo": job["photo"], "error": kind + (str(error).strip().splitlines() or [""])[-1],
-                  "total_seconds": time.perf_counter() - started}
-    record.update(photo=job["photo"], mesh=job["mesh"], key=job["key"])
-    return record
-
-
-def _align_defaults() -> dict:
-    """The default of every ``gradhog align`` flag (by attribute name), read from its parser."""
-    import argparse
-
-    from . import cli_align
-
-    subparsers = argparse.ArgumentParser().add_subparsers()
-    cli_align.add_parser(subparsers)
-    return {action.dest: action.default for action in subparsers.choices["align"]._actions
-            if action.dest not in ("help", "func")}
-
-
-def _drop_inherited_blender_paths() -> None:
+def drop_inherited_blender_paths() -> None:
     # A process spawned by one that had imported bpy inherits sys.path with Blender's
     # ``bpy/<version>/scripts/modules``, whose ``bpy`` package then shadows the bpy module itself.
     if "bpy" in sys.modules:
@@ -432,14 +396,14 @@ def _seconds(record: dict) -> float:
     return float(record.get("total_seconds") or record.get("seconds") or 0.0)
 
 
-def run_many(jobs: list[Job], out: str | os.PathLike, *, align: Align = align_one, workers: int = 1,
+def run_many(jobs: list[Job], out: str | os.PathLike, *, align: Align, workers: int = 1,
              scheduler: str | None = None, retry_failed: bool = False, quiet: bool = False) -> Summary:
     """Run the ``jobs`` not yet in ``out`` and append one line each to ``out`` as they finish.
 
     Args:
         jobs: from :func:`read_manifest` or :func:`folder_jobs` (each with a ``key``).
         out: JSON-lines results file; created, or resumed (its unfinished last line cut off).
-        align: picklable top-level ``align(job) -> line`` (default :func:`align_one`); it must not
+        align: picklable top-level ``align(job) -> line`` (``cli_align.align_one``); it must not
             raise for a bad photo but return a line with ``error``.
         workers: local worker processes (1: this process).
         scheduler: Dask scheduler address; overrides ``workers``.
@@ -517,8 +481,9 @@ def defaults_from_args(args) -> dict:
     return defaults
 
 
-def run_from_args(args) -> int:
-    """``gradhog align --manifest M`` / ``--photo DIR --mesh MESH``: 0 when every photo has a pose, else 1."""
+def run_from_args(args, align: Align) -> int:
+    """``gradhog align --manifest M`` / ``--photo DIR --mesh MESH`` with ``align(job) -> line`` per
+    photo: 0 when every photo has a pose, else 1."""
     for flag in ("mask", "overlay", "save_blend"):
         if getattr(args, flag, None):
             raise _cli_error(f"--{flag.replace('_', '-')} is for one photo; a manifest has a mask column")
@@ -537,7 +502,7 @@ def run_from_args(args) -> int:
         if not args.mesh:
             raise _cli_error("--photo with a folder needs --mesh")
         jobs = folder_jobs(args.photo, defaults)
-    summary = run_many(jobs, args.out, workers=getattr(args, "jobs", 1), scheduler=getattr(args, "scheduler", None),
+    summary = run_many(jobs, args.out, align=align, workers=getattr(args, "jobs", 1), scheduler=getattr(args, "scheduler", None),
                        retry_failed=getattr(args, "retry_failed", False), quiet=args.quiet)
     print(f"gradhog align: {summary.line()} -> {args.out}")
     return 1 if summary.failed or summary.skipped_failed else 0

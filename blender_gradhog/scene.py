@@ -11,6 +11,7 @@ are expressed in this frame, so distances come out in scene units.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sys
 import tempfile
@@ -20,14 +21,14 @@ from dataclasses import dataclass
 import bpy
 from mathutils import Matrix
 
-from ._backend import np  # imported on first use: loading a photo or adding a camera works without it
+from ._backend import core, exif, np  # np imported on first use: loading a photo or adding a camera works without it
 
 # Camera and scene properties :func:`write_camera` may change; :func:`camera_state` snapshots them.
 _CAMERA_DATA_FIELDS = ("type", "lens", "lens_unit", "sensor_fit", "sensor_width", "sensor_height",
                        "shift_x", "shift_y", "show_background_images")
 _RENDER_FIELDS = ("resolution_x", "resolution_y", "pixel_aspect_x", "pixel_aspect_y")
 _CUSTOM_PROPERTIES = ("gradhog_azimuth", "gradhog_elevation", "gradhog_distance", "gradhog_roll",
-                      "gradhog_shift_x", "gradhog_shift_y", "gradhog_score")
+                      "gradhog_shift_x", "gradhog_shift_y", "gradhog_score", "gradhog_lens_source")
 
 
 class SceneError(ValueError):
@@ -112,6 +113,111 @@ def _unreadable(image: bpy.types.Image) -> str:
 def image_has_alpha(image: bpy.types.Image, rgba: np.ndarray) -> bool:
     """Whether the photo carries a real alpha channel (not an opaque fill)."""
     return image.channels == 4 and image.alpha_mode != 'NONE' and bool((rgba[..., 3] < 0.999).any())
+
+
+# The solver reads a photo's file itself (``torch_backend.images``) rather than Blender's
+# ``image.pixels``: Blender ignores the EXIF orientation (3.4 and 5.0 alike) and turns 16-bit PNGs
+# into linear, premultiplied floats, so the same picture would give other pixels, and another pose,
+# depending on how it was saved. Blender's pixels remain for images without a file (packed, generated).
+
+def photo_file(image: bpy.types.Image | None) -> str | None:
+    """The file on disk ``image`` was loaded from (absolute path), or ``None`` when its pixels live only
+    in Blender (packed into the .blend, generated, a render result) or the file is missing."""
+    if image is None or image.source != 'FILE' or image.packed_file is not None or not image.filepath:
+        return None
+    path = bpy.path.abspath(image.filepath, library=image.library)
+    return path if os.path.isfile(path) else None
+
+
+def read_photo(image: bpy.types.Image):
+    """The photo as the solver sees it: a ``torch_backend.images.Photo`` (upright ``rgb (H, W, 3)``
+    float32 in ``[0, 1]``, ``alpha (H, W)`` or ``None``, EXIF ``lens`` or ``None``, ``size = (W, H)``).
+
+    Read from the file by ``torch_backend.images.read_photo`` whenever there is one (and Pillow can
+    decode it), else from Blender's pixels (``orientation`` 1, no lens).
+
+    Raises:
+        SceneError: neither Pillow nor Blender can read the pixels.
+    """
+    images = core().images
+    path = photo_file(image)
+    if path is not None:
+        try:
+            return images.read_photo(path)
+        except ValueError:
+            pass  # a format only Blender reads (OpenEXR, HDR...): its pixels are linear floats anyway
+    rgba = image_pixels(image)
+    alpha = np.ascontiguousarray(rgba[..., 3]) if image_has_alpha(image, rgba) else None
+    height, width = rgba.shape[:2]
+    return images.Photo(np.ascontiguousarray(rgba[..., :3]), alpha, 1, None, (width, height), None)
+
+
+def read_mask(image: bpy.types.Image) -> np.ndarray:
+    """A mask image's coverage, upright: ``(H, W)`` float32 in ``[0, 1]`` (its alpha when it is a
+    cut-out, else its brightest colour channel; see ``torch_backend.images.read_mask``)."""
+    path = photo_file(image)
+    if path is not None:
+        try:
+            return core().images.read_mask(path)
+        except ValueError:
+            pass
+    rgba = image_pixels(image)
+    return np.ascontiguousarray(rgba[..., 3] if image_has_alpha(image, rgba) else rgba[..., :3].max(axis=-1))
+
+
+def upright_size(image: bpy.types.Image) -> tuple[int, int]:
+    """``(width, height)`` of the photo as viewers show it (EXIF orientation applied); Blender's
+    ``image.size`` for images without a readable file. ``(0, 0)`` when there are no pixels."""
+    path, orientation = photo_file(image), exif()
+    if path is not None and orientation is not None:
+        try:
+            return tuple(orientation.upright_size(path))
+        except (OSError, ValueError):
+            pass
+    return tuple(image.size)
+
+
+def display_image(image: bpy.types.Image | None) -> bpy.types.Image | None:
+    """The image to show behind the camera: ``image`` itself, or an upright PNG copy (in the system's
+    temporary folder, ``gradhog-upright``) when its file has an EXIF orientation, because Blender
+    draws the stored pixels and ignores the tag. ``None`` stays ``None``."""
+    path, orientation = photo_file(image), exif()
+    if path is None or orientation is None:
+        return image
+    try:
+        turn = orientation.orientation(path)
+    except (OSError, ValueError):
+        return image
+    if turn == 1:
+        return image
+    copy = _upright_copy(path)
+    upright = load_image(copy) if copy is not None else None
+    if upright is None:
+        return image
+    if not upright.name.endswith("(upright)"):
+        upright.name = f"{image.name} (upright)"
+    return upright
+
+
+def _upright_copy(path: str) -> str | None:
+    """Write (once per file version) an upright 8-bit PNG of ``path``; its path, or None on failure."""
+    stat = os.stat(path)
+    key = hashlib.sha1(f"{path}|{stat.st_mtime_ns}|{stat.st_size}".encode()).hexdigest()[:16]
+    folder = os.path.join(tempfile.gettempdir(), "gradhog-upright")
+    target = os.path.join(folder, f"{os.path.splitext(os.path.basename(path))[0]}-{key}.png")
+    if os.path.isfile(target):
+        return target
+    try:
+        images = core().images
+        photo = images.read_photo(path, with_lens=False)
+        pixels = photo.rgb if photo.alpha is None else np.concatenate([photo.rgb, photo.alpha[..., None]], axis=-1)
+        os.makedirs(folder, exist_ok=True)
+        partial = f"{target}.{os.getpid()}.png"
+        images.save_image(partial, pixels)
+        os.replace(partial, target)  # another Blender writing the same copy never sees half a file
+    except (OSError, ValueError):
+        return None
+    return target
 
 
 # --------------------------------------------------------------------------------------------
@@ -460,8 +566,9 @@ def write_camera(camera: bpy.types.Object, scene: bpy.types.Scene, *, camera_to_
     """Place ``camera`` and make the scene render the photo's frame (main thread, ``bpy.data`` only).
 
     Sets the world matrix (parents respected), a perspective lens with the given sensor, lens
-    shift, the render resolution to the photo's pixel size with square pixels, the photo as the
-    camera's background image and ``gradhog_*`` custom properties. Scene units are left alone.
+    shift, the render resolution to the photo's (upright) pixel size with square pixels, the photo
+    as the camera's background image (upright: :func:`display_image`) and ``gradhog_*`` custom
+    properties (numbers, or strings such as ``gradhog_lens_source``). Scene units are left alone.
     """
     matrix = Matrix([list(row) for row in np.asarray(camera_to_world, dtype=np.float64)])
     camera.matrix_world = matrix
@@ -475,6 +582,7 @@ def write_camera(camera: bpy.types.Object, scene: bpy.types.Scene, *, camera_to_
     render = scene.render
     render.resolution_x, render.resolution_y = int(width), int(height)
     render.pixel_aspect_x = render.pixel_aspect_y = 1.0
+    photo = display_image(photo)
     if photo is not None:
         background = next((bg for bg in data.background_images if bg.image == photo), None)
         if background is None:
@@ -484,7 +592,7 @@ def write_camera(camera: bpy.types.Object, scene: bpy.types.Scene, *, camera_to_
         background.show_background_image = True
         data.show_background_images = True
     for name, value in properties.items():
-        camera[name] = float(value)
+        camera[name] = value if isinstance(value, str) else float(value)
 
 
 def new_camera(scene: bpy.types.Scene, name: str = "GradHOG Camera") -> bpy.types.Object:

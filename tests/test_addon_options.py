@@ -22,7 +22,46 @@ def parse(argv, **kwargs):
 def test_flag_defaults_are_pose_options_defaults():
     keywords = options.from_arguments(parse([]))
     assert keywords["options"] == PoseOptions()
-    assert keywords == {"bbox": None, "mask": None, "mask_source": 'ALPHA', "device": 'cpu', "options": PoseOptions()}
+    assert keywords == {"bbox": None, "mask": None, "mask_source": 'ALPHA', "device": 'cpu', "options": PoseOptions(),
+                        "focal_length": 'EXIF', "lens_mm": None, "sensor_width_mm": None,
+                        "coarse_views": False, "cache_dir": options.default_cache_dir()}
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--coarse-renderer", "blender"], {"coarse_views": True, "cache_dir": None}),
+    (["--no-cache"], {"coarse_views": False, "cache_dir": None}),
+    (["--cache-dir", "/tmp/views"], {"coarse_views": False, "cache_dir": "/tmp/views"}),
+])
+def test_coarse_renderer_and_cache_flags(argv, expected):
+    keywords = options.from_arguments(parse(argv))
+    assert {name: keywords[name] for name in expected} == expected
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], {"focal_length": 'EXIF', "lens_mm": None, "sensor_width_mm": None}),
+    (["--lens-mm", "exif"], {"focal_length": 'EXIF', "lens_mm": None, "sensor_width_mm": None}),
+    (["--lens-mm", "AUTO", "--sensor-width-mm", "23.5"], {"focal_length": 'ESTIMATE', "lens_mm": None, "sensor_width_mm": 23.5}),
+    (["--lens-mm", "35"], {"focal_length": 'CAMERA', "lens_mm": 35.0, "sensor_width_mm": None}),
+])
+def test_lens_flag_chooses_the_focal_length_source(argv, expected):
+    keywords = options.from_arguments(parse(argv))
+    assert {name: keywords[name] for name in expected} == expected
+
+
+@pytest.mark.parametrize("argv", [["--lens-mm", "wide"], ["--sensor-width-mm", "auto"]])
+def test_lens_flags_that_are_no_length_are_refused_by_the_parser(argv):
+    with pytest.raises(SystemExit):
+        parse(argv)
+
+
+@pytest.mark.parametrize("argv", [["--lens-mm", "0"], ["--lens-mm=-5"], ["--lens-mm", "nan"], ["--sensor-width-mm", "0"]])
+def test_lengths_that_are_not_positive_raise_align_error_naming_the_flag(argv):
+    with pytest.raises(AlignError, match=argv[0].split("=")[0]):
+        options.from_arguments(parse(argv))
+
+
+def test_demo_parser_can_leave_out_the_lens_flags():
+    assert not hasattr(parse([], lens=False), "lens_mm")
 
 
 def test_flags_reach_pose_options():

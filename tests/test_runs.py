@@ -28,7 +28,7 @@ POSE_FIELDS = ("azimuth", "elevation", "roll", "distance", "shift_x", "shift_y",
 
 
 def fake_align(job: dict) -> dict:
-    """A deterministic stand-in for ``runs.align_one``: a 'pose' hashed from the job's key."""
+    """A deterministic stand-in for ``cli_align.align_one``: a 'pose' hashed from the job's key."""
     if "bad" in Path(job["photo"]).name:
         return {"photo": job["photo"], "mesh": job["mesh"], "key": job["key"], "error": "bad photo"}
     time.sleep(float(os.environ.get("FAKE_ALIGN_SECONDS", "0")))
@@ -387,3 +387,13 @@ def test_real_run_on_a_dask_cluster_matches_one_process(tmp_path, real_manifest,
     records = lines(out)
     assert sorted(record["key"] for record in records) == sorted(alone)
     assert all(_same_pose(record, alone[record["key"]]) for record in records)
+
+
+def test_lens_cells_take_exif_auto_or_millimetres(tmp_path):
+    write_files(tmp_path, ["a.png", "b.png", "c.png", "m.obj"])
+    jobs = runs.read_manifest(_csv(tmp_path, "photo,mesh,lens_mm\na.png,m.obj,auto\nb.png,m.obj,EXIF\nc.png,m.obj,\n"),
+                              {**DEFAULTS, "lens_mm": "exif", "sensor_width_mm": None})
+    assert [job["lens_mm"] for job in jobs] == ["auto", "exif", "exif"]
+    assert jobs[0]["sensor_width_mm"] is None
+    with pytest.raises(CliError, match="lens_mm"):
+        runs.read_manifest(_csv(tmp_path, "photo,mesh,lens_mm\na.png,m.obj,wide\n"), DEFAULTS)
