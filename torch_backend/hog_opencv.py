@@ -142,7 +142,7 @@ def _polar_derivatives(saved, signed: bool):
 #: Pixels per chunk of the per-pixel steps: their ~20 temporaries and the chunk's dense
 #: ``(nbins + 2)``-channel votes then stay in the CPU's caches (one pass over a whole batch of
 #: 64 windows costs ~1.7x: cache misses, and page faults of freshly allocated tensors).
-_CHUNK_PIXELS = 1 << 14
+_CHUNK_PIXELS = 1 << 15
 
 
 def _chunks(batch: int, pixels: int, device: torch.device):
@@ -238,25 +238,41 @@ class _Gamma(torch.autograd.Function):
 
 
 class _CentralDifferences(torch.autograd.Function):
-    """``[-1, 0, 1]`` derivatives ``(dx, dy)``, each ``(B, C, H - 2, W - 2)``, of the inner pixels
-    of ``(B, C, H, W)``. A hand-written backward: autograd's for two slice differences
+    """``[-1, 0, 1]`` derivatives ``(dx, dy)`` of ``(B, C, H, W)``: of its inner pixels, each
+    ``(B, C, H - 2, W - 2)``, if ``inner``; else of all pixels, 0 on the border (OpenCV reflects
+    the image by one pixel, ``BORDER_REFLECT_101``: a border pixel's two neighbours along the
+    axis are the same pixel). A hand-written backward: autograd's for two slice differences
     allocates, zero-fills and copies a full-size gradient per slice."""
 
     @staticmethod
-    def forward(ctx, padded):
-        ctx.shape = padded.shape
-        dx = padded[:, :, 1:-1, 2:] - padded[:, :, 1:-1, :-2]
-        dy = padded[:, :, 2:, 1:-1] - padded[:, :, :-2, 1:-1]
+    def forward(ctx, image, inner: bool):
+        ctx.inner = inner
+        if inner:
+            return image[..., 1:-1, 2:] - image[..., 1:-1, :-2], image[..., 2:, 1:-1] - image[..., :-2, 1:-1]
+        dx, dy = torch.empty_like(image), torch.empty_like(image)
+        torch.sub(image[..., 2:], image[..., :-2], out=dx[..., 1:-1])
+        torch.sub(image[..., 2:, :], image[..., :-2, :], out=dy[..., 1:-1, :])
+        for border in (0, -1):
+            dx[..., border] = 0
+            dy[..., border, :] = 0
         return dx, dy
 
     @staticmethod
     def backward(ctx, grad_dx, grad_dy):
-        grad = grad_dx.new_zeros(ctx.shape)
-        grad[:, :, 1:-1, 2:] += grad_dx
-        grad[:, :, 1:-1, :-2] -= grad_dx
-        grad[:, :, 2:, 1:-1] += grad_dy
-        grad[:, :, :-2, 1:-1] -= grad_dy
-        return grad
+        if ctx.inner:
+            height, width = grad_dx.shape[-2:]
+            grad = grad_dx.new_zeros(*grad_dx.shape[:-2], height + 2, width + 2)
+            grad[..., 1:-1, 2:] += grad_dx
+            grad[..., 1:-1, :-2] -= grad_dx
+            grad[..., 2:, 1:-1] += grad_dy
+            grad[..., :-2, 1:-1] -= grad_dy
+            return grad, None
+        grad = grad_dx.new_zeros(grad_dx.shape)
+        grad[..., 2:] += grad_dx[..., 1:-1]
+        grad[..., :-2] -= grad_dx[..., 1:-1]
+        grad[..., 2:, :] += grad_dy[..., 1:-1, :]
+        grad[..., :-2, :] -= grad_dy[..., 1:-1, :]
+        return grad, None
 
 
 def _strongest_channel(dx: torch.Tensor, dy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -328,8 +344,10 @@ def _gradients(image: torch.Tensor, pad: tuple[int, int], gamma: bool):
     """Steps 1-2: ``(B, C, H, W)`` -> derivatives ``(dx, dy)``, each ``(B, 1, H + 2 pad_h, W + 2 pad_w)``."""
     if gamma:
         image = _Gamma.apply(image)
-    # One more pixel of reflection for the derivatives: the image border's derivative is 0.
-    dx, dy = _CentralDifferences.apply(_reflect101_pad(image, pad[1] + 1, pad[0] + 1))
+    if pad == (0, 0):
+        dx, dy = _CentralDifferences.apply(image, False)
+    else:  # the padding and the derivatives' extra pixel are both reflections of the image
+        dx, dy = _CentralDifferences.apply(_reflect101_pad(image, pad[1] + 1, pad[0] + 1), True)
     if image.shape[1] == 3:
         dx, dy = _strongest_channel(dx, dy)
     return dx, dy
@@ -375,13 +393,37 @@ def _wrapped_bins(nbins: int, device: torch.device) -> torch.Tensor:
     return torch.remainder(torch.arange(-1, nbins + 1), nbins).to(device)
 
 
-def _l2_hys(blocks: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Step 5, ``HOGCache::normalizeBlockHistogram``."""
-    size = blocks.shape[-1]
-    # vector_norm's derivative is 0 (not NaN) for an all-zero block.
-    blocks = blocks / (torch.linalg.vector_norm(blocks, dim=-1, keepdim=True) + 0.1 * size)
-    blocks = blocks.clamp(max=threshold)
-    return blocks / (torch.linalg.vector_norm(blocks, dim=-1, keepdim=True) + 1e-3)
+class _L2Hys(torch.autograd.Function):
+    """Step 5, ``HOGCache::normalizeBlockHistogram``, on ``(..., D)`` block histograms:
+    ``v / (||v|| + 0.1 D)``, clipped at ``threshold``, then ``/ (||.|| + 1e-3)``. A hand-written
+    backward (autograd's through the norms, divisions and clip is ~15 nodes); the derivative is
+    0 (not NaN) for an all-zero block."""
+
+    @staticmethod
+    def forward(ctx, blocks, threshold: float):
+        first = torch.linalg.vector_norm(blocks, dim=-1, keepdim=True)
+        scaled = blocks / (first + 0.1 * blocks.shape[-1])
+        clipped = scaled.clamp(max=threshold)
+        second = torch.linalg.vector_norm(clipped, dim=-1, keepdim=True)
+        ctx.save_for_backward(blocks, first, scaled, clipped, second)
+        ctx.threshold = threshold
+        return clipped / (second + 1e-3)
+
+    @staticmethod
+    def backward(ctx, grad):
+        blocks, first, scaled, clipped, second = ctx.saved_tensors
+        # d (u / (|u| + e)) = du / (|u| + e) - u (u . du) / (|u| (|u| + e)²); u = 0 where |u| = 0.
+        grad = _normalised_backward(grad, clipped, second, 1e-3)
+        grad = grad.mul_(_indicator(torch.le, scaled, ctx.threshold))  # clamp's: passes where not clipped
+        return _normalised_backward(grad, blocks, first, 0.1 * blocks.shape[-1]), None
+
+
+def _normalised_backward(grad: torch.Tensor, vector: torch.Tensor, norm: torch.Tensor, offset: float):
+    """Gradient through ``vector / (||vector|| + offset)`` (norms ``(..., 1)``), 0-safe at ``||vector|| = 0``."""
+    denominator = norm + offset
+    projection = (grad * vector).sum(dim=-1, keepdim=True)
+    projection.div_(denominator.square().mul_(norm + _indicator(torch.eq, norm, 0)))
+    return (grad / denominator).sub_(vector * projection)
 
 
 def opencv_hog(
@@ -454,7 +496,7 @@ def opencv_hog(
 
     dx, dy = _gradients(batch, pad, bool(gamma_correction))
     blocks = _block_histograms(dx, dy, int(nbins), bool(signed_gradient), block, cell, cache, sigma)
-    blocks = _l2_hys(blocks, _OPENCV_L2HYS_CLIP)
+    blocks = _L2Hys.apply(blocks, _OPENCV_L2HYS_CLIP)
     # Windows row by row; in a window the blocks column by column (HOGCache's blockData).
     windows_x = (padded_w - win[0]) // win_step[0] + 1
     windows_y = (padded_h - win[1]) // win_step[1] + 1
