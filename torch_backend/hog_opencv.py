@@ -78,12 +78,18 @@ def _indicator(compare, a: torch.Tensor, b) -> torch.Tensor:
     return compare(a, b, out=torch.empty_like(a))
 
 
+def _mirror(angle: torch.Tensor, flip: torch.Tensor, offset: float, scratch: torch.Tensor) -> torch.Tensor:
+    """``offset - angle`` where ``flip`` is 1, ``angle`` where it is 0, in place: ``lerp`` with a
+    0/1 weight returns either end exactly (as OpenCV's ``offset - a``), and is no ``where``."""
+    return angle.lerp_(torch.sub(angle.new_tensor(offset), angle, out=scratch), flip)
+
+
 def _polar(dx: torch.Tensor, dy: torch.Tensor, nbins: int, signed: bool, keep: bool):
     """Step 3 per pixel: magnitude, and the bin position of ``cv::fastAtan2(dy, dx)``.
 
     ``fastAtan2`` is a degree-7 odd polynomial of ``c = min(|dx|, |dy|) / (max(|dx|, |dy|) + eps)``
     mirrored into the octants (its value jumps by 0.02 degree across ``|dx| == |dy|``, as
-    OpenCV's); a mirror ``90 - a`` is written ``a + steep (90 - 2 a)``, without ``where``. Unsigned
+    OpenCV's); mirrors are :func:`_mirror`. Unsigned
     HOG only needs the angle modulo 180 degrees, where OpenCV's mirrors at ``dx < 0`` and
     ``dy < 0`` are one mirror where exactly one of them holds (a zero ``dx`` or ``dy`` gives 90
     or 0/180: the same bins).
@@ -106,17 +112,16 @@ def _polar(dx: torch.Tensor, dy: torch.Tensor, nbins: int, signed: bool, keep: b
     scale = float(np.float32(math.pi / 180)) * float(np.float32(nbins / (2 * math.pi) if signed else nbins / math.pi))
     angle = torch.mul(c2, p7, out=big if not keep else None).add_(p5).mul_(c2).add_(p3).mul_(c2).add_(p1).mul_(c)
     scratch = c2
-    angle.addcmul_(steep, torch.mul(angle, -2.0, out=scratch).add_(90.0))
+    angle = _mirror(angle, steep, 90.0, scratch)
     negative_x, negative_y = _indicator(torch.lt, dx, 0), _indicator(torch.lt, dy, 0)
     if signed:
-        angle.addcmul_(negative_x, torch.mul(angle, -2.0, out=scratch).add_(180.0))
-        angle.addcmul_(negative_y, torch.mul(angle, -2.0, out=scratch).add_(360.0))
+        angle = _mirror(_mirror(angle, negative_x, 180.0, scratch), negative_y, 360.0, scratch)
     else:
-        flip = torch.ne(negative_x, negative_y, out=scratch if not keep else torch.empty_like(scratch))
-        angle.addcmul_(flip, torch.mul(angle, -2.0, out=torch.empty_like(angle) if keep else c).add_(180.0))
+        flip = torch.ne(negative_x, negative_y, out=torch.empty_like(scratch) if keep else c)
+        angle = _mirror(angle, flip, 180.0, scratch)
     position = angle.mul_(scale).add_(0.5)
-    lower = torch.floor(position)
-    index = lower.to(torch.int64)
+    lower = torch.floor(position, out=scratch)
+    index = lower.to(torch.int64)  # float arithmetic first: int64's is several times slower on CPU
     upper_weight = position.sub_(lower)
     saved = (c, steep, big, negative_x, negative_y) if keep else None
     return magnitude, index, upper_weight, saved
