@@ -502,18 +502,14 @@ def opencv_hog(
     dx, dy = _gradients(batch, pad, bool(gamma_correction))
     blocks = _block_histograms(dx, dy, int(nbins), bool(signed_gradient), block, cell, cache, sigma)
     blocks = _L2Hys.apply(blocks, _OPENCV_L2HYS_CLIP)
-    # Windows row by row; in a window the blocks column by column (HOGCache's blockData).
-    windows_x = (padded_w - win[0]) // win_step[0] + 1
-    windows_y = (padded_h - win[1]) // win_step[1] + 1
-    blocks_x = (win[0] - block[0]) // stride[0] + 1
-    blocks_y = (win[1] - block[1]) // stride[1] + 1
-    device = blocks.device
-    rows = (torch.arange(windows_y, device=device) * (win_step[1] // cache[1]))[:, None, None, None] \
-        + (torch.arange(blocks_y, device=device) * (stride[1] // cache[1]))[None, None, None, :]
-    cols = (torch.arange(windows_x, device=device) * (win_step[0] // cache[0]))[None, :, None, None] \
-        + (torch.arange(blocks_x, device=device) * (stride[0] // cache[0]))[None, None, :, None]
-    features = blocks[:, rows, cols]  # (B, windows_y, windows_x, blocks_x, blocks_y, D_block)
-    features = features.reshape(features.shape[0], -1)
+    # Windows row by row; in a window the blocks column by column (HOGCache's blockData). Views
+    # (unfold, strided slices) until the final copy: a gather's backward is a scatter-add.
+    step = tuple(w // c for w, c in zip(win_step, cache))
+    spacing = tuple(s // c for s, c in zip(stride, cache))
+    span = tuple((w - b) // c + 1 for w, b, c in zip(win, block, cache))  # cache positions per window
+    windows = blocks.unfold(1, span[1], step[1]).unfold(2, span[0], step[0])  # (B, wy, wx, D, span_y, span_x)
+    windows = windows[..., :: spacing[1], :: spacing[0]]  # (B, wy, wx, D, blocks_y, blocks_x)
+    features = windows.permute(0, 1, 2, 5, 4, 3).reshape(blocks.shape[0], -1)
     return features if was_batch else features[0]
 
 
