@@ -29,6 +29,11 @@ All sizes are OpenCV ``Size``s: ``(width, height)``. Values differ from OpenCV's
 rounding only (sums in another order; a fused multiply-add here and there in OpenCV's SIMD
 code): the tests check ``<= 1e-4`` absolute live against ``cv2``, typically ~1e-7. A float64
 input is computed in float64 with the same formulas (what ``gradcheck`` verifies).
+
+Speed (``bench/hog_speed.py --opencv``): steps 3 and 4-along-x are one autograd Function with a
+hand-written backward, run over chunks of the batch that stay in the CPU cache; the per-pixel
+arithmetic is in place and free of ``where``/bool masks (each several times a multiply on CPU);
+derivatives, gamma and L2-Hys have their own backward too.
 """
 
 from __future__ import annotations
