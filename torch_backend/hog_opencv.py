@@ -8,8 +8,8 @@ respect to the image. The steps follow ``modules/objdetect/src/hog.cpp`` (``comp
 ``HOGCache::init``, ``getBlock``, ``normalizeBlockHistogram``) and ``cv::fastAtan2``:
 
 1. padding of the image by ``padding`` rounded up to the cache stride
-   ``gcd(win_stride, block_stride)``, border ``BORDER_REFLECT_101`` (also one pixel further for the
-   derivatives, so the border derivatives are 0);
+   ``gcd(win_stride, block_stride)``, border ``BORDER_REFLECT_101``, and one pixel further for the
+   derivatives (without padding the border derivatives are then 0);
 2. gamma correction by the look-up table ``sqrt(v)`` (float32), derivatives ``[-1, 0, 1]``;
    for 3 channels (BGR), per pixel the channel with the largest ``dx² + dy²`` (ties: see
    :func:`_strongest_channel`);
@@ -89,15 +89,20 @@ def _mirror(angle: torch.Tensor, flip: torch.Tensor, offset: float, scratch: tor
     return angle.lerp_(torch.sub(angle.new_tensor(offset), angle, out=scratch), flip)
 
 
+def _bin_scale(nbins: int, signed: bool) -> float:
+    """Bins per degree. OpenCV: radians = degrees * (float)(pi / 180); bin = radians * nbins / pi
+    (``2 pi`` if signed) - 0.5."""
+    return float(np.float32(math.pi / 180)) * float(np.float32(nbins / (2 * math.pi) if signed else nbins / math.pi))
+
+
 def _polar(dx: torch.Tensor, dy: torch.Tensor, nbins: int, signed: bool, keep: bool):
     """Step 3 per pixel: magnitude, and the bin position of ``cv::fastAtan2(dy, dx)``.
 
     ``fastAtan2`` is a degree-7 odd polynomial of ``c = min(|dx|, |dy|) / (max(|dx|, |dy|) + eps)``
     mirrored into the octants (its value jumps by 0.02 degree across ``|dx| == |dy|``, as
-    OpenCV's); mirrors are :func:`_mirror`. Unsigned
-    HOG only needs the angle modulo 180 degrees, where OpenCV's mirrors at ``dx < 0`` and
-    ``dy < 0`` are one mirror where exactly one of them holds (a zero ``dx`` or ``dy`` gives 90
-    or 0/180: the same bins).
+    OpenCV's); mirrors are :func:`_mirror`. Unsigned HOG only needs the angle modulo 180
+    degrees, where OpenCV's mirrors at ``dx < 0`` and ``dy < 0`` are one mirror where exactly one
+    of them holds (a zero ``dx`` or ``dy`` gives 90 or 0/180: the same bins).
 
     Returns ``(magnitude, index, upper_weight, saved)``: the bin position ``angle * nbins / 180
     (360 if signed) + 0.5`` (OpenCV's ``- 0.5``, shifted by one bin so that it is never negative)
@@ -113,8 +118,7 @@ def _polar(dx: torch.Tensor, dy: torch.Tensor, nbins: int, signed: bool, keep: b
     c = torch.minimum(ax, ay, out=ax).div_(big)
     c2 = torch.mul(c, c, out=ay)
     p1, p3, p5, p7 = _ATAN_P
-    # OpenCV: radians = degrees * (float)(pi / 180); bin position = radians * nbins / pi - 0.5.
-    scale = float(np.float32(math.pi / 180)) * float(np.float32(nbins / (2 * math.pi) if signed else nbins / math.pi))
+    scale = _bin_scale(nbins, signed)
     angle = torch.mul(c2, p7, out=big if not keep else None).add_(p5).mul_(c2).add_(p3).mul_(c2).add_(p1).mul_(c)
     scratch = c2
     angle = _mirror(angle, steep, 90.0, scratch)
@@ -173,8 +177,8 @@ class _VotesAlongX(torch.autograd.Function):
     (two ``scatter_``s into zeros). The vote image exists one chunk of the batch at a time.
 
     One node with a hand-written backward (a product, two ``gather``s and the polynomial's
-    derivative): autograd through the ~40 small ops costs several times the forward. The
-    derivative is 0 (not NaN) where the gradient vanishes.
+    derivative) instead of autograd's ~40 nodes per pixel and their ``where``s. The derivative is
+    0 (not NaN) where the gradient vanishes.
     """
 
     @staticmethod
@@ -195,8 +199,7 @@ class _VotesAlongX(torch.autograd.Function):
             if keep:
                 ctx.chunks.append((part, magnitude, index, upper_weight, saved))
         ctx.save_for_backward(dx, dy, matrix_x)
-        ctx.settings = (float(np.float32(math.pi / 180)) * float(np.float32(
-            nbins / (2 * math.pi) if signed else nbins / math.pi)), signed)
+        ctx.settings = (_bin_scale(nbins, signed), signed)
         return along_x
 
     @staticmethod
