@@ -8,8 +8,8 @@ respect to the image. The steps follow ``modules/objdetect/src/hog.cpp`` (``comp
 ``HOGCache::init``, ``getBlock``, ``normalizeBlockHistogram``) and ``cv::fastAtan2``:
 
 1. padding of the image by ``padding`` rounded up to the cache stride
-   ``gcd(win_stride, block_stride)``, border ``BORDER_REFLECT_101`` (also one pixel further for the
-   derivatives, so the border derivatives are 0);
+   ``gcd(win_stride, block_stride)``, border ``BORDER_REFLECT_101``, and one pixel further for the
+   derivatives (without padding the border derivatives are then 0);
 2. gamma correction by the look-up table ``sqrt(v)`` (float32), derivatives ``[-1, 0, 1]``;
    for 3 channels (BGR), per pixel the channel with the largest ``dx² + dy²`` (ties: see
    :func:`_strongest_channel`);
@@ -29,6 +29,11 @@ All sizes are OpenCV ``Size``s: ``(width, height)``. Values differ from OpenCV's
 rounding only (sums in another order; a fused multiply-add here and there in OpenCV's SIMD
 code): the tests check ``<= 1e-4`` absolute live against ``cv2``, typically ~1e-7. A float64
 input is computed in float64 with the same formulas (what ``gradcheck`` verifies).
+
+Speed (``bench/hog_speed.py --opencv``): steps 3 and 4-along-x are one autograd Function with a
+hand-written backward, run over chunks of the batch that stay in the CPU cache; the per-pixel
+arithmetic is in place and free of ``where``/bool masks (each several times a multiply on CPU);
+derivatives, gamma and L2-Hys have their own backward too.
 """
 
 from __future__ import annotations
@@ -39,8 +44,6 @@ from functools import lru_cache
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from .hog_skimage import _ExactSqrt
 
 __all__ = ["opencv_hog", "opencv_hog_descriptor_size", "OpenCVHOG"]
 
@@ -74,19 +77,215 @@ def _reflect101(index: np.ndarray, length: int) -> np.ndarray:
     return np.where(index >= length, period - index, index)
 
 
-def _fast_atan2_degrees(dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
-    """``cv::fastAtan2(dy, dx)`` in degrees ``[0, 360)``: a degree-7 odd polynomial of
-    ``min(|dx|, |dy|) / max(|dx|, |dy|)``, mirrored into the octants (its value jumps by 0.02
-    degree across ``|dx| == |dy|``, as OpenCV's)."""
+def _indicator(compare, a: torch.Tensor, b) -> torch.Tensor:
+    """``compare(a, b)`` as 0/1 in ``a``'s float dtype: on CPU a bool tensor, ``where`` and
+    arithmetic with bools each cost several times a float comparison written with ``out=``."""
+    return compare(a, b, out=torch.empty_like(a))
+
+
+def _mirror(angle: torch.Tensor, flip: torch.Tensor, offset: float, scratch: torch.Tensor) -> torch.Tensor:
+    """``offset - angle`` where ``flip`` is 1, ``angle`` where it is 0, in place: ``lerp`` with a
+    0/1 weight returns either end exactly (as OpenCV's ``offset - a``), and is no ``where``."""
+    return angle.lerp_(torch.sub(angle.new_tensor(offset), angle, out=scratch), flip)
+
+
+def _bin_scale(nbins: int, signed: bool) -> float:
+    """Bins per degree. OpenCV: radians = degrees * (float)(pi / 180); bin = radians * nbins / pi
+    (``2 pi`` if signed) - 0.5."""
+    return float(np.float32(math.pi / 180)) * float(np.float32(nbins / (2 * math.pi) if signed else nbins / math.pi))
+
+
+def _polar(dx: torch.Tensor, dy: torch.Tensor, nbins: int, signed: bool, keep: bool):
+    """Step 3 per pixel: magnitude, and the bin position of ``cv::fastAtan2(dy, dx)``.
+
+    ``fastAtan2`` is a degree-7 odd polynomial of ``c = min(|dx|, |dy|) / (max(|dx|, |dy|) + eps)``
+    mirrored into the octants (its value jumps by 0.02 degree across ``|dx| == |dy|``, as
+    OpenCV's); mirrors are :func:`_mirror`. Unsigned HOG only needs the angle modulo 180
+    degrees, where OpenCV's mirrors at ``dx < 0`` and ``dy < 0`` are one mirror where exactly one
+    of them holds (a zero ``dx`` or ``dy`` gives 90 or 0/180: the same bins).
+
+    Returns ``(magnitude, index, upper_weight, saved)``: the bin position ``angle * nbins / 180
+    (360 if signed) + 0.5`` (OpenCV's ``- 0.5``, shifted by one bin so that it is never negative)
+    split into its floor ``index`` (int64 in ``[0, nbins]``) and ``upper_weight`` in ``[0, 1)``;
+    ``saved``: what the derivative needs (``c``, ``steep``, ``big``, ``dx < 0``, ``dy < 0``) if
+    ``keep``, else ``None``. Everything is computed in place in few buffers: on CPU a fresh
+    tensor of this size costs 3-4 times an in-place op.
+    """
+    magnitude = torch.mul(dx, dx).addcmul_(dy, dy).sqrt_()
     ax, ay = dx.abs(), dy.abs()
-    steep = ax < ay
-    c = torch.minimum(ax, ay) / (torch.maximum(ax, ay) + _ATAN_EPS)
-    c2 = c * c
+    steep = _indicator(torch.lt, ax, ay)
+    big = torch.maximum(ax, ay).add_(_ATAN_EPS)
+    c = torch.minimum(ax, ay, out=ax).div_(big)
+    c2 = torch.mul(c, c, out=ay)
     p1, p3, p5, p7 = _ATAN_P
-    a = (((p7 * c2 + p5) * c2 + p3) * c2 + p1) * c
-    a = torch.where(steep, 90.0 - a, a)
-    a = torch.where(dx < 0, 180.0 - a, a)
-    return torch.where(dy < 0, 360.0 - a, a)
+    scale = _bin_scale(nbins, signed)
+    angle = torch.mul(c2, p7, out=big if not keep else None).add_(p5).mul_(c2).add_(p3).mul_(c2).add_(p1).mul_(c)
+    scratch = c2
+    angle = _mirror(angle, steep, 90.0, scratch)
+    negative_x, negative_y = _indicator(torch.lt, dx, 0), _indicator(torch.lt, dy, 0)
+    if signed:
+        angle = _mirror(_mirror(angle, negative_x, 180.0, scratch), negative_y, 360.0, scratch)
+    else:
+        flip = torch.ne(negative_x, negative_y, out=torch.empty_like(scratch) if keep else c)
+        angle = _mirror(angle, flip, 180.0, scratch)
+    position = angle.mul_(scale).add_(0.5)
+    lower = torch.floor(position, out=scratch)
+    index = lower.to(torch.int64)  # float arithmetic first: int64's is several times slower on CPU
+    upper_weight = position.sub_(lower)
+    saved = (c, steep, big, negative_x, negative_y) if keep else None
+    return magnitude, index, upper_weight, saved
+
+
+def _polar_derivatives(saved, signed: bool):
+    """``(d angle / d dx, d angle / d dy)`` of :func:`_polar`'s angle (degrees per unit): those of
+    the polynomial itself (not of ``atan2``)."""
+    c, steep, big, negative_x, negative_y = saved
+    p1, p3, p5, p7 = _ATAN_P
+    c2 = c * c
+    slope = c2.mul(7 * p7).add_(5 * p5).mul_(c2).add_(3 * p3).mul_(c2).add_(p1).div_(big)  # d a / d min
+    # With min = |dy|, max = |dx| (not steep) d a = slope (d|dy| - c d|dx|); steep swaps them. The
+    # mirrors flip the sign: 90 - a where steep, 180 - a where dx < 0, 360 - a where dy < 0; with
+    # d|dx| = sign(dx) d dx, what is left is the sign of the other coordinate's mirror.
+    slope.mul_(1.0 - 2.0 * steep)
+    t = steep * (1.0 + c)
+    along_x = (t - c).mul_(slope).mul_(1.0 - 2.0 * negative_y)
+    along_y = (1.0 - t).mul_(slope).mul_(1.0 - 2.0 * negative_x)
+    return along_x, along_y
+
+
+#: Pixels per chunk of the per-pixel steps: their ~20 temporaries and the chunk's dense
+#: ``(nbins + 2)``-channel votes then stay in the CPU's caches (one pass over a whole batch of
+#: 64 windows costs ~1.7x: cache misses, and page faults of freshly allocated tensors).
+_CHUNK_PIXELS = 1 << 15
+
+
+def _chunks(batch: int, pixels: int, device: torch.device):
+    """Batch slices of about :data:`_CHUNK_PIXELS` pixels (CPU), or the whole batch (other devices)."""
+    step = batch if device.type != "cpu" else max(1, _CHUNK_PIXELS // max(pixels, 1))
+    return [slice(start, min(start + step, batch)) for start in range(0, batch, step)]
+
+
+class _VotesAlongX(torch.autograd.Function):
+    """Step 3 per pixel and step 4 along x: derivatives ``(B, 1, H, W)`` -> ``(B, nbins + 2, H, G)``,
+    the orientation votes times ``matrix_x`` ``(W, G)`` (see :func:`_block_histograms`).
+
+    Each pixel's magnitude ``sqrt(dx² + dy²)`` is split linearly between the two bins nearest to
+    its angle (as ``HOGDescriptor::computeGradient``), written into a dense vote image of
+    ``nbins + 2`` channels where channel ``k`` holds bin ``k - 1`` (bin -1 is bin ``nbins - 1``
+    and bin ``nbins`` is bin 0; :func:`_block_histograms` folds them on the ~20x smaller block
+    sums): no wrap-around arithmetic per pixel, and a pixel's two votes never share a channel
+    (two ``scatter_``s into zeros). The vote image exists one chunk of the batch at a time.
+
+    One node with a hand-written backward (a product, two ``gather``s and the polynomial's
+    derivative) instead of autograd's ~40 nodes per pixel and their ``where``s. The derivative is
+    0 (not NaN) where the gradient vanishes.
+    """
+
+    @staticmethod
+    def forward(ctx, dx, dy, matrix_x, nbins: int, signed: bool):
+        keep = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        batch, _, height, width = dx.shape
+        along_x = dx.new_empty(batch, nbins + 2, height, matrix_x.shape[1])
+        parts = _chunks(batch, height * width, dx.device)
+        buffer = dx.new_empty(parts[0].stop - parts[0].start, nbins + 2, height, width)
+        ctx.chunks = []
+        for part in parts:
+            votes = buffer[: part.stop - part.start].zero_()
+            magnitude, index, upper_weight, saved = _polar(dx[part], dy[part], nbins, signed, keep)
+            high_vote = magnitude * upper_weight
+            votes.scatter_(1, index, magnitude.sub_(high_vote) if not keep else magnitude - high_vote)
+            votes.scatter_(1, index.add_(1), high_vote)
+            torch.mm(votes.view(-1, width), matrix_x, out=along_x[part].view(-1, matrix_x.shape[1]))
+            if keep:
+                ctx.chunks.append((part, magnitude, index, upper_weight, saved))
+        ctx.save_for_backward(dx, dy, matrix_x)
+        ctx.settings = (_bin_scale(nbins, signed), signed)
+        return along_x
+
+    @staticmethod
+    def backward(ctx, grad_along_x):
+        dx, dy, matrix_x = ctx.saved_tensors
+        scale, signed = ctx.settings
+        grad_dx, grad_dy = torch.empty_like(dx), torch.empty_like(dy)
+        buffer = None
+        for part, magnitude, index, upper_weight, saved in ctx.chunks:
+            grad = grad_along_x[part].reshape(-1, matrix_x.shape[1])
+            if buffer is None:
+                buffer = grad.new_empty(grad.shape[0], matrix_x.shape[0])
+            grad_votes = torch.mm(grad, matrix_x.t(), out=buffer[: grad.shape[0]])
+            grad_votes = grad_votes.view(part.stop - part.start, -1, *dx.shape[2:])
+            grad_high = grad_votes.gather(1, index)
+            grad_low = grad_votes.gather(1, index.sub(1))
+            difference = grad_high.sub_(grad_low)
+            grad_magnitude = grad_low.addcmul_(difference, upper_weight)
+            # Where the magnitude is 0 so are dx and dy: dividing by 1 there gives the 0 we want.
+            grad_magnitude.div_(_indicator(torch.eq, magnitude, 0).add_(magnitude))
+            grad_angle = difference.mul_(magnitude).mul_(scale)  # d votes / d degrees
+            angle_dx, angle_dy = _polar_derivatives(saved, signed)
+            torch.mul(grad_magnitude, dx[part], out=grad_dx[part]).addcmul_(grad_angle, angle_dx)
+            torch.mul(grad_magnitude, dy[part], out=grad_dy[part]).addcmul_(grad_angle, angle_dy)
+        return grad_dx, grad_dy, None, None, None
+
+
+class _Gamma(torch.autograd.Function):
+    """OpenCV's gamma look-up table ``sqrt(max(v, 0))``, correctly rounded on CPU (numpy's
+    ``sqrt``, as ``std::sqrt``: torch's CPU ``sqrt`` is one ulp off for a few % of values);
+    derivative 0 where ``v <= 0``."""
+
+    @staticmethod
+    def forward(ctx, image):
+        image = image.clamp(min=0)
+        if image.device.type == "cpu":
+            root = torch.from_numpy(np.sqrt(image.numpy()))
+        else:
+            root = image.sqrt()
+        ctx.save_for_backward(root)
+        return root
+
+    @staticmethod
+    def backward(ctx, grad):
+        (root,) = ctx.saved_tensors
+        zero = _indicator(torch.eq, root, 0)
+        half = torch.mul(zero, -0.5).add_(0.5)  # 0.5 / root, and 0 where root = 0
+        return half.div_(zero.add_(root)).mul_(grad)
+
+
+class _CentralDifferences(torch.autograd.Function):
+    """``[-1, 0, 1]`` derivatives ``(dx, dy)`` of ``(B, C, H, W)``: of its inner pixels, each
+    ``(B, C, H - 2, W - 2)``, if ``inner``; else of all pixels, 0 on the border (OpenCV reflects
+    the image by one pixel, ``BORDER_REFLECT_101``: a border pixel's two neighbours along the
+    axis are the same pixel). A hand-written backward: autograd's for two slice differences
+    allocates, zero-fills and copies a full-size gradient per slice."""
+
+    @staticmethod
+    def forward(ctx, image, inner: bool):
+        ctx.inner = inner
+        if inner:
+            return image[..., 1:-1, 2:] - image[..., 1:-1, :-2], image[..., 2:, 1:-1] - image[..., :-2, 1:-1]
+        dx, dy = torch.empty_like(image), torch.empty_like(image)
+        torch.sub(image[..., 2:], image[..., :-2], out=dx[..., 1:-1])
+        torch.sub(image[..., 2:, :], image[..., :-2, :], out=dy[..., 1:-1, :])
+        for border in (0, -1):
+            dx[..., border] = 0
+            dy[..., border, :] = 0
+        return dx, dy
+
+    @staticmethod
+    def backward(ctx, grad_dx, grad_dy):
+        if ctx.inner:
+            height, width = grad_dx.shape[-2:]
+            grad = grad_dx.new_zeros(*grad_dx.shape[:-2], height + 2, width + 2)
+            grad[..., 1:-1, 2:] += grad_dx
+            grad[..., 1:-1, :-2] -= grad_dx
+            grad[..., 2:, 1:-1] += grad_dy
+            grad[..., :-2, 1:-1] -= grad_dy
+            return grad, None
+        grad = grad_dx.new_zeros(grad_dx.shape)
+        grad[..., 2:] += grad_dx[..., 1:-1]
+        grad[..., :-2] -= grad_dx[..., 1:-1]
+        grad[..., 2:, :] += grad_dy[..., 1:-1, :]
+        grad[..., :-2, :] -= grad_dy[..., 1:-1, :]
+        return grad, None
 
 
 def _strongest_channel(dx: torch.Tensor, dy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,21 +298,15 @@ def _strongest_channel(dx: torch.Tensor, dy: torch.Tensor) -> tuple[torch.Tensor
     return dx.gather(1, choice), dy.gather(1, choice)
 
 
-class _Magnitude(torch.autograd.Function):
-    """``sqrt(dx² + dy²)`` whose derivative is 0 (not NaN) at ``dx = dy = 0``."""
-
-    @staticmethod
-    def forward(ctx, dx, dy):
-        magnitude = torch.sqrt(dx * dx + dy * dy)
-        ctx.save_for_backward(dx, dy, magnitude)
-        return magnitude
-
-    @staticmethod
-    def backward(ctx, grad):
-        dx, dy, magnitude = ctx.saved_tensors
-        positive = magnitude > 0
-        scale = torch.where(positive, grad / torch.where(positive, magnitude, 1.0), 0.0)
-        return scale * dx, scale * dy
+def _reflect101_pad(image: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
+    """``(B, C, H, W)`` -> ``(B, C, H + 2 pad_h, W + 2 pad_w)``, border ``BORDER_REFLECT_101``."""
+    height, width = image.shape[-2:]
+    if pad_h < height and pad_w < width:  # torch's "reflect" is REFLECT_101 up to one period
+        return F.pad(image, (pad_w, pad_w, pad_h, pad_h), mode="reflect")
+    rows = _reflect101(np.arange(-pad_h, height + pad_h), height)
+    cols = _reflect101(np.arange(-pad_w, width + pad_w), width)
+    image = image.index_select(2, torch.from_numpy(rows).to(image.device))
+    return image.index_select(3, torch.from_numpy(cols).to(image.device))
 
 
 @lru_cache(maxsize=32)
@@ -160,75 +353,90 @@ def opencv_hog_descriptor_size(win_size=(64, 128), block_size=(16, 16), block_st
     return blocks[0] * blocks[1] * cells[0] * cells[1] * nbins
 
 
-def _gradient_votes(image: torch.Tensor, pad: tuple[int, int], nbins: int, gamma: bool, signed: bool):
-    """Steps 1-3: ``(B, C, H, W)`` -> orientation votes ``(B, nbins, H + 2 pad_h, W + 2 pad_w)``."""
-    batch, channels, height, width = image.shape
-    pad_w, pad_h = pad
-    rows = _reflect101(np.arange(-pad_h - 1, height + pad_h + 1), height)
-    cols = _reflect101(np.arange(-pad_w - 1, width + pad_w + 1), width)
+def _gradients(image: torch.Tensor, pad: tuple[int, int], gamma: bool):
+    """Steps 1-2: ``(B, C, H, W)`` -> derivatives ``(dx, dy)``, each ``(B, 1, H + 2 pad_h, W + 2 pad_w)``."""
     if gamma:
-        image = _ExactSqrt.apply(image.clamp(min=0))  # LUT sqrt(v): correctly rounded, as std::sqrt
-    padded = image.index_select(2, torch.from_numpy(rows).to(image.device))
-    padded = padded.index_select(3, torch.from_numpy(cols).to(image.device))
-    dx = padded[:, :, 1:-1, 2:] - padded[:, :, 1:-1, :-2]
-    dy = padded[:, :, 2:, 1:-1] - padded[:, :, :-2, 1:-1]
-    if channels == 3:
+        image = _Gamma.apply(image)
+    if pad == (0, 0):
+        dx, dy = _CentralDifferences.apply(image, False)
+    else:  # the padding and the derivatives' extra pixel are both reflections of the image
+        dx, dy = _CentralDifferences.apply(_reflect101_pad(image, pad[1] + 1, pad[0] + 1), True)
+    if image.shape[1] == 3:
         dx, dy = _strongest_channel(dx, dy)
-    magnitude = _Magnitude.apply(dx, dy)
-    # OpenCV: radians = degrees * (float)(pi / 180); bin position = radians * nbins / pi - 0.5.
-    to_radians = float(np.float32(math.pi / 180))
-    angle_scale = float(np.float32(nbins / (2 * math.pi) if signed else nbins / math.pi))
-    position = _fast_atan2_degrees(dy, dx) * to_radians * angle_scale - 0.5
-    lower = torch.floor(position.detach())
-    upper_weight = position - lower
-    low_bin = torch.remainder(lower, nbins).to(torch.int64)
-    high_bin = torch.remainder(lower + 1, nbins).to(torch.int64)
-    votes = magnitude.new_zeros(batch, nbins, *magnitude.shape[-2:])
-    votes = votes.scatter_add(1, low_bin, magnitude * (1.0 - upper_weight))
-    return votes.scatter_add(1, high_bin, magnitude * upper_weight)
+    return dx, dy
 
 
 @lru_cache(maxsize=64)
-def _window_matrix(length: int, block: int, cell: int, stride: int, sigma: float) -> torch.Tensor:
-    """``(length, positions * cells)`` float32: column ``(g, c)`` holds, for the block starting at
+def _window_matrix(length: int, block: int, cell: int, stride: int, sigma: float, dtype: torch.dtype,
+                   device: torch.device) -> torch.Tensor:
+    """``(length, positions * cells)`` (float32 weights, as OpenCV's): column ``(g, c)`` holds, for the block starting at
     ``g * stride``, each pixel's weight for cell ``c`` of the block along one axis (0 outside)."""
     weights = _block_weights(block, cell, sigma)
     positions = (length - block) // stride + 1
     matrix = np.zeros((length, positions, block // cell), dtype=np.float32)
     for g in range(positions):
         matrix[g * stride : g * stride + block, g] = weights
-    return torch.from_numpy(matrix.reshape(length, -1))
+    return torch.from_numpy(matrix.reshape(length, -1)).to(device=device, dtype=dtype)
 
 
-def _block_histograms(votes, block_size, cell_size, cache_stride, sigma) -> torch.Tensor:
-    """Step 4: ``(B, nbins, Hp, Wp)`` votes -> ``(B, rows, cols, block histogram)`` for blocks at
-    every ``cache_stride`` position; histogram order (cell column, cell row, bin).
+def _block_histograms(dx, dy, nbins, signed, block_size, cell_size, cache_stride, sigma) -> torch.Tensor:
+    """Steps 3-4: derivatives ``(B, 1, Hp, Wp)`` -> ``(B, rows, cols, block histogram)`` for blocks
+    at every ``cache_stride`` position; histogram order (cell column, cell row, bin).
 
     The 2-D weight of a pixel factorises, Gaussian(i, j) * linear_y(i) * linear_x(j) =
-    wy(i) * wx(j), so all blocks are two matrix products with banded matrices (dense: a GEMM
-    beats a gather of the few non-zeros at these sizes).
+    wy(i) * wx(j), so all blocks are two matrix products of the dense orientation votes with
+    banded matrices (dense: a GEMM beats a gather of the few non-zeros at these sizes).
     """
-    batch, nbins, height, width = votes.shape
-    matrix_x = _window_matrix(width, block_size[0], cell_size[0], cache_stride[0], sigma)
-    matrix_y = _window_matrix(height, block_size[1], cell_size[1], cache_stride[1], sigma)
-    matrix_x = matrix_x.to(device=votes.device, dtype=votes.dtype)
-    matrix_y = matrix_y.to(device=votes.device, dtype=votes.dtype)
-    along_x = votes.reshape(-1, width) @ matrix_x  # (B n Hp, gx ncx)
-    along_x = along_x.view(batch, nbins, height, -1)
-    blocks = matrix_y.t() @ along_x  # (B, n, gy ncy, gx ncx)
+    batch, _, height, width = dx.shape
+    matrix_x = _window_matrix(width, block_size[0], cell_size[0], cache_stride[0], sigma, dx.dtype, dx.device)
+    matrix_y = _window_matrix(height, block_size[1], cell_size[1], cache_stride[1], sigma, dx.dtype, dx.device)
+    along_x = _VotesAlongX.apply(dx, dy, matrix_x, nbins, signed)  # (B, n + 2, Hp, gx ncx)
+    blocks = matrix_y.t() @ along_x  # (B, n + 2, gy ncy, gx ncx)
+    # Channel k is bin k - 1 modulo nbins (see _VotesAlongX).
+    blocks = blocks.new_zeros(batch, nbins, *blocks.shape[2:]).index_add(1, _wrapped_bins(nbins, dx.device), blocks)
     cells_x, cells_y = block_size[0] // cell_size[0], block_size[1] // cell_size[1]
     blocks = blocks.view(batch, nbins, -1, cells_y, blocks.shape[-1] // cells_x, cells_x)
     rows, cols = blocks.shape[2], blocks.shape[4]
     return blocks.permute(0, 2, 4, 5, 3, 1).reshape(batch, rows, cols, -1)
 
 
-def _l2_hys(blocks: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Step 5, ``HOGCache::normalizeBlockHistogram``."""
-    size = blocks.shape[-1]
-    # vector_norm's derivative is 0 (not NaN) for an all-zero block.
-    blocks = blocks / (torch.linalg.vector_norm(blocks, dim=-1, keepdim=True) + 0.1 * size)
-    blocks = blocks.clamp(max=threshold)
-    return blocks / (torch.linalg.vector_norm(blocks, dim=-1, keepdim=True) + 1e-3)
+@lru_cache(maxsize=32)
+def _wrapped_bins(nbins: int, device: torch.device) -> torch.Tensor:
+    """``(nbins + 2,)`` int64: the bin of each vote channel, ``(k - 1) mod nbins``."""
+    return torch.remainder(torch.arange(-1, nbins + 1), nbins).to(device)
+
+
+class _L2Hys(torch.autograd.Function):
+    """Step 5, ``HOGCache::normalizeBlockHistogram``, on ``(..., D)`` block histograms:
+    ``v / (||v|| + 0.1 D)``, clipped at ``threshold``, then ``/ (||.|| + 1e-3)``. A hand-written
+    backward (autograd's through the norms, divisions and clip is ~15 nodes); the derivative is
+    0 (not NaN) for an all-zero block."""
+
+    @staticmethod
+    def forward(ctx, blocks, threshold: float):
+        first = torch.linalg.vector_norm(blocks, dim=-1, keepdim=True)
+        scaled = blocks / (first + 0.1 * blocks.shape[-1])
+        clipped = scaled.clamp(max=threshold)
+        second = torch.linalg.vector_norm(clipped, dim=-1, keepdim=True)
+        ctx.save_for_backward(blocks, first, scaled, clipped, second)
+        ctx.threshold = threshold
+        return clipped / (second + 1e-3)
+
+    @staticmethod
+    def backward(ctx, grad):
+        blocks, first, scaled, clipped, second = ctx.saved_tensors
+        # d (u / (|u| + e)) = du / (|u| + e) - u (u . du) / (|u| (|u| + e)²); u = 0 where |u| = 0.
+        grad = _normalised_backward(grad, clipped, second, 1e-3)
+        grad = grad.mul_(_indicator(torch.le, scaled, ctx.threshold))  # clamp's: passes where not clipped
+        return _normalised_backward(grad, blocks, first, 0.1 * blocks.shape[-1]), None
+
+
+def _normalised_backward(grad: torch.Tensor, vector: torch.Tensor, norm: torch.Tensor, offset: float):
+    """Gradient through ``vector / (||vector|| + offset)`` (norms ``(..., 1)``), 0-safe at ``||vector|| = 0``."""
+    denominator = norm + offset
+    projection = (grad * vector).sum(dim=-1, keepdim=True)
+    projection.div_(denominator.square().mul_(norm + _indicator(torch.eq, norm, 0)))
+    return (grad / denominator).sub_(vector * projection)
 
 
 def opencv_hog(
@@ -287,7 +495,8 @@ def opencv_hog(
     if int(nbins) != nbins or nbins < 1:
         raise ValueError(f"opencv_hog: nbins must be a positive integer, got {nbins!r}")
     batch, was_batch = _as_batch(image)
-    if not torch.isfinite(batch).all():
+    # One reduction instead of an isfinite map: any NaN/inf makes the (float64) sum non-finite.
+    if not torch.isfinite(batch.sum(dtype=torch.float32 if batch.device.type == "mps" else torch.float64)):
         raise ValueError("opencv_hog: image contains NaN or infinite values")
     cache = tuple(math.gcd(win_step[a], stride[a]) for a in (0, 1))
     pad = tuple(-(-p // c) * c for p, c in zip(pad, cache))  # alignSize(padding, cacheStride)
@@ -298,20 +507,17 @@ def opencv_hog(
         )
     sigma = float(np.float32(win_sigma if win_sigma >= 0 else (block[0] + block[1]) / 8.0))
 
-    votes = _gradient_votes(batch, pad, int(nbins), bool(gamma_correction), bool(signed_gradient))
-    blocks = _l2_hys(_block_histograms(votes, block, cell, cache, sigma), _OPENCV_L2HYS_CLIP)
-    # Windows row by row; in a window the blocks column by column (HOGCache's blockData).
-    windows_x = (padded_w - win[0]) // win_step[0] + 1
-    windows_y = (padded_h - win[1]) // win_step[1] + 1
-    blocks_x = (win[0] - block[0]) // stride[0] + 1
-    blocks_y = (win[1] - block[1]) // stride[1] + 1
-    device = blocks.device
-    rows = (torch.arange(windows_y, device=device) * (win_step[1] // cache[1]))[:, None, None, None] \
-        + (torch.arange(blocks_y, device=device) * (stride[1] // cache[1]))[None, None, None, :]
-    cols = (torch.arange(windows_x, device=device) * (win_step[0] // cache[0]))[None, :, None, None] \
-        + (torch.arange(blocks_x, device=device) * (stride[0] // cache[0]))[None, None, :, None]
-    features = blocks[:, rows, cols]  # (B, windows_y, windows_x, blocks_x, blocks_y, D_block)
-    features = features.reshape(features.shape[0], -1)
+    dx, dy = _gradients(batch, pad, bool(gamma_correction))
+    blocks = _block_histograms(dx, dy, int(nbins), bool(signed_gradient), block, cell, cache, sigma)
+    blocks = _L2Hys.apply(blocks, _OPENCV_L2HYS_CLIP)
+    # Windows row by row; in a window the blocks column by column (HOGCache's blockData). Views
+    # (unfold, strided slices) until the final copy: a gather's backward is a scatter-add.
+    step = tuple(w // c for w, c in zip(win_step, cache))
+    spacing = tuple(s // c for s, c in zip(stride, cache))
+    span = tuple((w - b) // c + 1 for w, b, c in zip(win, block, cache))  # cache positions per window
+    windows = blocks.unfold(1, span[1], step[1]).unfold(2, span[0], step[0])  # (B, wy, wx, D, span_y, span_x)
+    windows = windows[..., :: spacing[1], :: spacing[0]]  # (B, wy, wx, D, blocks_y, blocks_x)
+    features = windows.permute(0, 1, 2, 5, 4, 3).reshape(blocks.shape[0], -1)
     return features if was_batch else features[0]
 
 
