@@ -295,3 +295,20 @@ def test_projection_agrees_with_bpy_world_to_camera_view():
         worst = max(worst, err)
         assert err <= 0.01, (trial, fit, (width, height), err)
     print(f"max |torch - bpy| projection error over 40 cameras x 50 points: {worst:.2e} px")
+
+
+def test_a_cropped_camera_sees_the_same_rays_in_the_window():
+    from torch_backend.camera import Camera, Intrinsics
+
+    full = Intrinsics(35.0, 36.0, 24.0, "AUTO", 0.05, -0.02, (640, 480))
+    points = torch.tensor([[0.3, -0.2, 0.1], [-0.4, 0.25, 0.3], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    for window in ((100, 50, 300, 200), (400, 100, 520, 460), (0, 0, 640, 480)):
+        crop = full.cropped(*window)
+        assert crop.resolution == (window[2] - window[0], window[3] - window[1])
+        assert crop.focal_px == pytest.approx(full.focal_px, rel=1e-12)
+        seen = Camera(30.0, 20.0, 2.5, 5.0, full).project(points)
+        seen_in_crop = Camera(30.0, 20.0, 2.5, 5.0, crop).project(points)
+        offset = torch.tensor([window[0], window[1]], dtype=torch.float64)
+        assert torch.allclose(seen_in_crop + offset, seen, atol=1e-9)
+    moved = full.with_principal_point(300.0, 260.0)
+    assert moved.principal_point == pytest.approx((300.0, 260.0), abs=1e-9)

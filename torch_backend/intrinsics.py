@@ -237,6 +237,23 @@ class Intrinsics:
         centre = self.tensors(torch.float64)
         return float(centre["cx"]), float(centre["cy"])
 
+    def with_principal_point(self, cx: float, cy: float) -> "Intrinsics":
+        """A copy whose lens shift puts the principal point at ``(cx, cy)`` pixels (scalar intrinsics)."""
+        span = float(self.fit_span_px)
+        return replace(self, shift_x=(0.5 * self.width - float(cx)) / span, shift_y=(float(cy) - 0.5 * self.height) / span)
+
+    def cropped(self, x0: int, y0: int, x1: int, y1: int) -> "Intrinsics":
+        """The camera that sees exactly the pixels ``[x0, x1) x [y0, y1)`` of this one's image: the same
+        focal length in pixels and the same rays, a ``(x1 - x0) x (y1 - y0)`` image, the principal point
+        moved with the window (scalar intrinsics; sensor fit AUTO, the sensor sized to keep the focal)."""
+        width, height = int(x1) - int(x0), int(y1) - int(y0)
+        if width < 1 or height < 1:
+            raise ValueError(f"crop window must be non-empty, got {(x0, y0, x1, y1)}")
+        cx, cy = self.principal_point
+        sensor = float(self.lens_mm) * max(width, height) / self.focal_px
+        crop = replace(self, sensor_width_mm=sensor, sensor_height_mm=sensor, sensor_fit="AUTO", resolution=(width, height))
+        return crop.with_principal_point(cx - int(x0), cy - int(y0))
+
     def batch_dims(self, dtype: torch.dtype, device: torch.device) -> int:
         """0 when every value is a scalar, 1 when some are (B,) tensors (each value is checked)."""
         return max(_as_param(k, getattr(self, k), dtype, device).dim()

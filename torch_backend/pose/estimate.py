@@ -118,11 +118,63 @@ def _choose_cue(rgb: np.ndarray, alpha: Optional[np.ndarray], bbox, mask, option
 
 
 def _estimate_with_cue(rgb: np.ndarray, cam: Intrinsics, mesh: PreparedMesh, mode: str, object_mask: Optional[np.ndarray],
+                       box, options: PoseOptions, progress: Progress, started: float, timings: Dict[str, float],
+                       **find: Any) -> PoseResult:
+    """The estimate for a mask or a box, in the window of the photo around the object when the
+    object is small in it: the working sizes then sample the object, not the whole frame (a 100-pixel
+    object in a 640-pixel photo would be 20 pixels across at the 128-pixel working size)."""
+    region = box if box is not None else _masks.mask_to_box(object_mask) if object_mask is not None else None
+    window = object_window(region, rgb.shape[:2], options.crop_context) if mode != "photo" else None
+    if window is None:
+        return _estimate_in_frame(rgb, cam, mesh, mode, object_mask, box, options, progress, started, timings,
+                                  search_cam=cam, **find)
+    x0, y0, x1, y1 = window
+    crop = cam.cropped(x0, y0, x1, y1)
+    result = _estimate_in_frame(
+        np.ascontiguousarray(rgb[y0:y1, x0:x1]), crop, mesh, mode,
+        object_mask[y0:y1, x0:x1] if object_mask is not None else None,
+        (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0) if box is not None else None,
+        options, progress, started, timings, search_cam=cam, **find)
+    return _in_full_frame(result, crop, cam, window)
+
+
+def object_window(region: Optional[Sequence[float]], size: Tuple[int, int], context: float
+                  ) -> Optional[Tuple[int, int, int, int]]:
+    """The ``(x0, y0, x1, y1)`` window (whole pixels) of a photo of ``size = (H, W)`` around the
+    object's ``region`` box: a square of ``context`` times its longer side, centred on it and moved
+    (then clipped) to stay inside the photo. None when it would cover most of the photo anyway
+    (over half of it), or ``context`` is 0."""
+    if region is None or context <= 0:
+        return None
+    height, width = size
+    x0, y0, x1, y1 = (float(v) for v in region)
+    side = context * max(x1 - x0, y1 - y0)
+    window_w, window_h = min(width, math.ceil(side)), min(height, math.ceil(side))
+    if window_w * window_h > 0.5 * width * height:
+        return None
+    left = int(round(min(max(0.5 * (x0 + x1) - 0.5 * window_w, 0.0), width - window_w)))
+    top = int(round(min(max(0.5 * (y0 + y1) - 0.5 * window_h, 0.0), height - window_h)))
+    return left, top, left + window_w, top + window_h
+
+
+def _in_full_frame(result: PoseResult, crop: Intrinsics, cam: Intrinsics, window: Tuple[int, int, int, int]) -> PoseResult:
+    """``result`` found in the window seen by ``crop``, with its lens shifts for the whole photo (``cam``)."""
+    def moved(pose: Pose) -> Pose:
+        cx, cy = crop.with_shift(pose.shift_x, pose.shift_y).principal_point
+        full = cam.with_principal_point(cx + window[0], cy + window[1])
+        return dataclasses.replace(pose, shift_x=float(full.shift_x), shift_y=float(full.shift_y))
+
+    candidates = [(moved(pose), score) for pose, score in result.candidates]
+    return dataclasses.replace(result, pose=candidates[0][0], candidates=candidates, coarse_pose=moved(result.coarse_pose))
+
+
+def _estimate_in_frame(rgb: np.ndarray, cam: Intrinsics, mesh: PreparedMesh, mode: str, object_mask: Optional[np.ndarray],
                        box, options: PoseOptions, progress: Progress, started: float, timings: Dict[str, float], *,
                        coarse_views: Optional[CoarseViews], cache: Optional[CoarseViewCache], device,
-                       initial: Optional[Tuple[float, float, float]]) -> PoseResult:
+                       initial: Optional[Tuple[float, float, float]], search_cam: Intrinsics) -> PoseResult:
     """Coarse grid, then refinement, for a mask, a box, or (``proposals=False``) GrabCut's mask of the
-    frame; ``timings`` (seconds per stage so far) is extended."""
+    frame; ``timings`` (seconds per stage so far) is extended. ``search_cam``: the whole photo's
+    camera, whose field of view the focal-length search spans."""
     timings = dict(timings)
     tick = time.perf_counter()
     height, width = rgb.shape[:2]
@@ -137,7 +189,7 @@ def _estimate_with_cue(rgb: np.ndarray, cam: Intrinsics, mesh: PreparedMesh, mod
     options = options.for_mode(mode)
     rgb_t = torch.from_numpy(rgb).permute(2, 0, 1)
     observation = Observation(rgb_t, cam, mode, torch.from_numpy(object_mask.astype(np.float32))[None], box,
-                              grab_region, gray=is_gray(rgb_t))
+                              grab_region, gray=is_gray(rgb_t), search_cam=search_cam)
     if float(observation.working(options.work_size)[2].sum()) < 1.0:
         raise ValueError("mask: the object covers less than one pixel at the working resolution")
 
@@ -176,7 +228,7 @@ def _coarse_stage(observation: Observation, mesh: PreparedMesh, options: PoseOpt
     tick = time.perf_counter()
     progress(0.02, "coarse views")
     cache = cache if cache is not None else DEFAULT_CACHE
-    lenses = candidate_lenses(observation.cam, options) if options.focal == "estimate" else [None]
+    lenses = candidate_lenses(observation.search_cam or observation.cam, options) if options.focal == "estimate" else [None]
     rolls = _search_rolls(options, initial[2] if initial else 0.0)
     weights = {"iou": options.iou_weight, "hog": options.hog_weight, "box": options.box_weight, "color": options.color_weight}
     all_scores, all_params = [], []

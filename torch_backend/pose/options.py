@@ -47,7 +47,7 @@ _BY_MODE: Dict[str, Tuple[float, float]] = {
 
 _INTEGERS = ("top_k", "seed", "fov_count", "max_faces", "starts", "explore_size", "explore_iterations", "work_size", "iterations",
              "final_size", "final_iterations", "keep")
-_FLOATS = ("azimuth_step", "initial_reach", "lens_tolerance", "learning_rate", "box_weight", "tie_hog_weight", "occlusion_weight", "occlusion_margin",
+_FLOATS = ("azimuth_step", "initial_reach", "lens_tolerance", "crop_context", "learning_rate", "box_weight", "tie_hog_weight", "occlusion_weight", "occlusion_margin",
            *_BY_MODE)
 
 
@@ -89,6 +89,8 @@ class PoseOptions:
     elevations: Tuple[float, ...] = _option(DEFAULT_ELEVATIONS, "elevations of the coarse grid (degrees)")
     rolls: Tuple[float, ...] = _option(DEFAULT_ROLLS, "in-plane rotations tried per coarse view (degrees)")
     max_faces: int = _option(2000, "face budget of the vertex-clustering simplification before rendering")
+    crop_context: float = _option(
+        2.0, "work in a window of this many times the object's size around it when that is under half the photo (0: never)")
     # Refinement
     refine: bool = _option(True, "refine the coarse poses by gradient ascent (False: coarse grid only)")
     starts: int = _option(4, "distinct coarse poses refined (plus their twins)")
@@ -169,7 +171,7 @@ class PoseOptions:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.initial_reach <= 180:
             raise ValueError(f"initial_reach must lie in (0, 180] degrees, got {self.initial_reach}")
-        for name in ("lens_tolerance", "learning_rate", "box_weight", "tie_hog_weight", "occlusion_weight", "occlusion_margin", *_BY_MODE):
+        for name in ("crop_context", "lens_tolerance", "learning_rate", "box_weight", "tie_hog_weight", "occlusion_weight", "occlusion_margin", *_BY_MODE):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(float(value)) and float(value) >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")

@@ -150,6 +150,8 @@ class Observation:
         box: ``(x0, y0, x1, y1)`` full-resolution pixels (box mode) or None.
         grab_region: the box GrabCut was seeded with (box, or the inset frame in photo mode).
         gray: the photo is black and white (the region term then bins intensities).
+        search_cam: the whole photo's camera when ``rgb`` is a window of it (its field of view is
+            what the focal-length search spans); None: ``cam``.
     """
 
     rgb: torch.Tensor
@@ -159,6 +161,7 @@ class Observation:
     box: Optional[Tuple[float, float, float, float]] = None
     grab_region: Optional[Tuple[float, float, float, float]] = None
     gray: bool = False
+    search_cam: Optional[Intrinsics] = None
 
     @property
     def size(self) -> Tuple[int, int]:

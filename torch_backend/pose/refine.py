@@ -419,7 +419,7 @@ def lens_range_mm(observation: Observation, mesh: PreparedMesh, best: torch.Tens
     """
     estimate = float(best[6])
     near = {estimate * 2.0 ** (step / 8.0) for step in range(-3, 4)}  # within 30 %, steps of 9 %
-    lenses = sorted(set(candidate_lenses(observation.cam, dataclasses.replace(options, fov_count=13))) | near)
+    lenses = sorted(set(candidate_lenses(observation.search_cam or observation.cam, dataclasses.replace(options, fov_count=13))) | near)
     starts = best[None].repeat(len(lenses), 1).clone()
     lens_t = torch.tensor(lenses, dtype=starts.dtype)
     starts[:, 2] = best[2] * lens_t / best[6]
