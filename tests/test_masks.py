@@ -153,3 +153,14 @@ def test_grabcut_from_mask_recovers_thin_parts_from_a_rough_guess():
     assert iou > 0.85
     with pytest.raises(ValueError, match="empty"):
         masks.grabcut_from_mask(photo, np.zeros_like(truth))
+
+
+def test_central_component_keeps_the_piece_nearest_the_centre():
+    mask = np.zeros((40, 60), bool)
+    mask[15:25, 25:35] = True  # the object, in the middle
+    mask[0:5, 0:50] = True  # background that GrabCut kept, larger than the object
+    mask[30:38, 50:58] = True
+    central = masks.central_component(mask)
+    assert central.sum() == 100 and central[20, 30]
+    assert masks.mask_to_box(central) == (25.0, 15.0, 35.0, 25.0)
+    assert masks.central_component(np.zeros((4, 4), bool)).sum() == 0

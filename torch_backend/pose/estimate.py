@@ -291,13 +291,17 @@ def _search_rolls(options: PoseOptions, initial_roll: float) -> Tuple[float, ...
 def photo_proposals(rgb: np.ndarray, insets: Sequence[float] = (0.03, 0.10)) -> List[Tuple[float, float, float, float]]:
     """Object boxes for photo-only mode from an ``(H, W, 3)`` photo: the box of GrabCut's object
     inside the photo's frame inset by each of ``insets`` (fractions of the size; a small inset keeps
-    objects that reach near the border, a larger one gives GrabCut more background to model);
-    near-duplicates are dropped. Boxes are ``(x0, y0, x1, y1)`` pixels."""
+    objects that reach near the border, a larger one gives GrabCut more background to model), and
+    the box of its piece nearest the centre (:func:`~torch_backend.masks.central_component`: in
+    clutter, GrabCut keeps bits of background that blow up the whole mask's box); near-duplicates
+    are dropped. Boxes are ``(x0, y0, x1, y1)`` pixels."""
     height, width = rgb.shape[:2]
     proposals = []
     for inset in insets:
         frame = (width * inset, height * inset, width * (1 - inset), height * (1 - inset))
-        proposals.append(_masks.mask_to_box(_masks.grabcut_from_box(rgb, frame)))
+        mask = _masks.grabcut_from_box(rgb, frame)
+        proposals.append(_masks.mask_to_box(mask))
+        proposals.append(_masks.mask_to_box(_masks.central_component(mask)))
     boxes: List[Tuple[float, float, float, float]] = []
     for proposal in proposals:
         if all(float(box_iou(torch.tensor([proposal]), torch.tensor([other]))) < 0.85 for other in boxes):
@@ -310,15 +314,22 @@ def _estimate_from_proposals(rgb: np.ndarray, cam: Intrinsics, mesh: PreparedMes
     """Photo-only mode: box mode on each automatic object box (:func:`photo_proposals`); the
     estimate with the best objective wins and the candidates of all are pooled."""
     tick = time.perf_counter()
-    boxes = photo_proposals(rgb)
+    boxes = [_masks.validate_box(proposal, rgb.shape[:2]) for proposal in photo_proposals(rgb)]
     cues_seconds = time.perf_counter() - tick
+    if len(boxes) > options.proposals_refined:
+        # Refine only the object boxes whose coarse grid fits best (each refinement costs seconds).
+        coarse = dataclasses.replace(options, refine=False)
+        looks = [_estimate_with_cue(rgb, cam, mesh, "box", None, box, coarse, progress.part(0.0, 0.1), started, {},
+                                    **find).coarse_score for box in boxes]
+        order = sorted(range(len(boxes)), key=lambda index: -looks[index])
+        boxes = [boxes[index] for index in sorted(order[:options.proposals_refined])]
+        progress = progress.part(0.1, 1.0)
     results: List[PoseResult] = []
     for number, proposal in enumerate(boxes):
         part = progress.part(number / len(boxes), (number + 1) / len(boxes),
                              f" (object guess {number + 1}/{len(boxes)})")
-        box = _masks.validate_box(proposal, rgb.shape[:2])
         part(0.0, "reading inputs")
-        results.append(_estimate_with_cue(rgb, cam, mesh, "box", None, box, options, part, started, {}, **find))
+        results.append(_estimate_with_cue(rgb, cam, mesh, "box", None, proposal, options, part, started, {}, **find))
     best = max(results, key=lambda result: result.score)
     pooled = sorted((pair for result in results for pair in result.candidates), key=lambda pair: -pair[1])
     directions = torch.tensor([[p.azimuth, p.elevation] for p, _ in pooled], dtype=torch.float64)

@@ -45,7 +45,7 @@ _BY_MODE: Dict[str, Tuple[float, float]] = {
 }
 
 
-_INTEGERS = ("top_k", "seed", "fov_count", "max_faces", "starts", "explore_size", "explore_iterations", "work_size", "iterations",
+_INTEGERS = ("top_k", "seed", "fov_count", "proposals_refined", "max_faces", "starts", "explore_size", "explore_iterations", "work_size", "iterations",
              "final_size", "final_iterations", "keep")
 _FLOATS = ("azimuth_step", "initial_reach", "lens_tolerance", "crop_context", "learning_rate", "box_weight", "tie_hog_weight", "occlusion_weight", "occlusion_margin",
            *_BY_MODE)
@@ -83,6 +83,7 @@ class PoseOptions:
     # Cues
     use_alpha: bool = _option(True, "use the photo's alpha channel as the object mask")
     proposals: bool = _option(True, "photo mode: box mode on automatic object boxes (False: one GrabCut mask of the frame)")
+    proposals_refined: int = _option(2, "photo mode: object boxes refined (the others are judged by their coarse fit)")
     regrab: bool = _option(True, "GrabCut again, seeded by the first estimate, when iou_weight > 0 without a mask")
     # Coarse grid
     azimuth_step: float = _option(DEFAULT_AZIMUTH_STEP, "degrees between the coarse grid's azimuths")
@@ -163,7 +164,7 @@ class PoseOptions:
         for name in ("explore_size", "work_size", "final_size", "max_faces"):
             if int(getattr(self, name)) < 8:
                 raise ValueError(f"{name} must be >= 8, got {getattr(self, name)}")
-        for name in ("starts", "keep"):
+        for name in ("starts", "keep", "proposals_refined"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("explore_iterations", "iterations", "final_iterations"):
