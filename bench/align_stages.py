@@ -7,7 +7,9 @@ refinement: ``PoseResult.timings``), writing the camera, the overlay and the JSO
 the demo chair subdivided (midpoint subdivision keeps the shape: the pose is the same whatever the
 face count) and written to OBJ; the photo is a 256x256 render of the chair with its mask.
 
-Runs cold (empty coarse-view cache) and, with ``--cache-dir``, warm (the same command again).
+With ``--cli before=CHECKOUT``, also the wall time of whole ``gradhog align`` runs of another
+checkout (e.g. an older commit in a ``git worktree``) next to this one's with an empty and with a
+warm on-disk coarse-view cache.
 
 Usage::
 
@@ -139,6 +141,35 @@ def run_process(mesh: Path, folder: Path, renderer: str, threads: int) -> dict:
     return record
 
 
+def time_cli(checkout: Path, mesh: Path, folder: Path, threads: int, extra=()) -> float:
+    """Wall seconds of one ``gradhog align`` (mask mode) run from ``checkout`` in a fresh process."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(checkout))
+    command = [sys.executable, "-c", "import sys; from blender_gradhog.cli import main; sys.exit(main(sys.argv[1:]))",
+               "align", "--photo", str(folder / "photo.png"), "--mask", str(folder / "mask.png"), "--mesh", str(mesh),
+               "--out", str(folder / "cli.json"), "--lens-mm", "50", *extra]
+    started = time.perf_counter()
+    completed = subprocess.run(command, cwd=checkout, capture_output=True, text=True, env=env, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(completed.stderr[-2000:])
+    return time.perf_counter() - started
+
+
+def cli_table(files: dict, folder: Path, checkouts, threads: int) -> list:
+    """End to end, as a user runs it: ``gradhog align`` of each checkout (cold process), and this
+    one's again with its on-disk coarse-view cache empty (cold) and filled (warm)."""
+    lines = ["| faces | " + " | ".join(f"`gradhog align` at {label}" for label, _ in checkouts)
+             + " | this checkout, empty cache | this checkout, warm cache |", "|---|" + "---|" * (len(checkouts) + 2)]
+    for target, (path, count) in files.items():
+        cells = [f"{time_cli(checkout, path, folder, threads):.1f}" for _, checkout in checkouts]
+        cache = folder / f"cache-{count}"
+        cold = time_cli(REPO, path, folder, threads, ("--cache-dir", str(cache)))
+        warm = time_cli(REPO, path, folder, threads, ("--cache-dir", str(cache)))
+        line = f"| {count} | " + " | ".join(cells) + f" | {cold:.1f} | {warm:.1f} |"
+        print(line, flush=True)
+        lines.append(line)
+    return lines
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--faces", type=int, nargs="+", default=[2000, 12000, 46000, 300000, 1000000])
@@ -146,6 +177,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--markdown", type=Path, default=None)
+    parser.add_argument("--cli", nargs="*", default=None, metavar="LABEL=CHECKOUT",
+                        help="also time whole `gradhog align` runs of these checkouts (e.g. before=../old) and of "
+                             "this one with an empty and a warm cache")
     parser.add_argument("--one", nargs=5, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
@@ -159,6 +193,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         files = make_inputs(folder, args.faces)
+        if args.cli is not None:
+            checkouts = [(item.split("=", 1)[0], Path(item.split("=", 1)[1]).resolve()) for item in args.cli]
+            lines = cli_table(files, folder, checkouts, args.threads) + [""] + lines
         for target in args.faces:
             path, count = files[target]
             for renderer in args.renderer:
