@@ -66,7 +66,7 @@ from torch_backend import meshes  # noqa: E402
 
 RESOLUTIONS = ((640, 480), (480, 360), (480, 360), (360, 480))
 SURFACES = ("brick", "gravel", "grass", "coins", "moon", "camera")  # gray textures, tinted
-BACKDROPS = base.BACKGROUNDS + ("stereo_motorcycle", "cat", "hubble_deep_field")
+BACKDROPS = base.BACKGROUNDS + ("cat", "hubble_deep_field")
 OCCLUDER_KINDS = ("box", "cylinder", "mesh")
 
 
