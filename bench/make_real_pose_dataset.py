@@ -518,7 +518,7 @@ def build_real_set(out: Path, per_mesh: int, seed: int, names, settings: Realist
     return seconds
 
 
-def contact_sheet(root: Path, path: Path, count: int = 12, columns: int = 4, cell=(320, 240)) -> None:
+def contact_sheet(root: Path, path: Path, count: int = 12, columns: int = 4, cell=(256, 192)) -> None:
     """Grid of the first ``count`` photos of a set, each with its visible mask's outline (green)
     and a caption (id, object size, occlusion, flags)."""
     import cv2
@@ -543,7 +543,8 @@ def contact_sheet(root: Path, path: Path, count: int = 12, columns: int = 4, cel
             (x + 2, y + 1), f"{record['id']} {record['object_px']}px occ {100 * record['occlusion']:.0f}% "
             + " ".join(flags), fill="black")
     path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path, optimize=True)
+    # 256 colours: the noisy photos would make a full-colour PNG several times larger
+    sheet.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
 
 
 def main(argv=None) -> int:
