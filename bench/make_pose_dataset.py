@@ -93,7 +93,7 @@ def background_crop(rng: np.random.Generator, width: int, height: int, name: str
 # --------------------------------------------------------------------------------------------
 # Blender scene
 # --------------------------------------------------------------------------------------------
-def _reset_scene(width: int, height: int, samples: int, denoise: bool):
+def _reset_scene(width: int, height: int, samples: int, denoise: bool, threads: int = 2):
     import bpy
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -115,7 +115,7 @@ def _reset_scene(width: int, height: int, samples: int, denoise: bool):
     scene.render.image_settings.color_depth = "8"
     scene.view_settings.view_transform = "Standard"
     scene.render.threads_mode = "FIXED"
-    scene.render.threads = 2
+    scene.render.threads = int(threads)
     world = bpy.data.worlds.new("World")
     scene.world = world
     return scene
@@ -240,19 +240,21 @@ def _fill(vertices, pose, width, height):
     return max((hi[0] - lo[0]) / width, (hi[1] - lo[1]) / height), (lo, hi)
 
 
-def sample_pose(rng, vertices, width, height, *, shift_probability=0.5):
-    """Random viewpoint whose projected mesh fills 40-80 % of the frame (larger box side /
-    image side) and stays inside it."""
+def sample_pose(rng, vertices, width, height, *, shift_probability=0.5, fill_range=(0.4, 0.8),
+                elevation_range=(-5.0, 80.0), lens_range=(35.0, 150.0)):
+    """Random viewpoint whose projected mesh fills ``fill_range`` of the frame (larger box side /
+    image side; default 40-80 %) and stays inside it; elevation uniform in ``elevation_range``
+    (degrees), lens log-uniform in ``lens_range`` (mm)."""
     pose = {
         "azimuth": float(rng.uniform(0.0, 360.0)),
-        "elevation": float(rng.uniform(-5.0, 80.0)),
+        "elevation": float(rng.uniform(*elevation_range)),
         "roll": float(rng.uniform(-30.0, 30.0)),
-        "lens_mm": float(np.exp(rng.uniform(np.log(35.0), np.log(150.0)))),
+        "lens_mm": float(np.exp(rng.uniform(np.log(lens_range[0]), np.log(lens_range[1])))),
         "sensor_width_mm": 36.0,
         "shift_x": 0.0,
         "shift_y": 0.0,
     }
-    target = float(rng.uniform(0.4, 0.8))
+    target = float(rng.uniform(*fill_range))
     radius = meshes.mesh_radius(vertices)
     f = pose_common.focal_pixels(width, height, pose["lens_mm"])
     pose["distance"] = radius * f / (0.5 * target * max(width, height)) + radius
@@ -289,19 +291,10 @@ def degrade(rng, image):
     return image.astype(np.float32), info
 
 
-def make_photo(rng, name, vertices, faces, *, width, height, samples, denoise, seed, allow_degrade=True):
-    """Render one composited photo: returns (rgb (H, W, 3) uint8, mask (H, W) uint8, truth dict)."""
-    pose = sample_pose(rng, vertices, width, height)
-    rgba = render_rgba(name, vertices, faces, pose, width=width, height=height, samples=samples,
-                       denoise=denoise, seed=seed, rng=rng)
-    background, bg_info = background_crop(rng, width, height)
-    alpha = rgba[..., 3:4]
-    photo = rgba[..., :3] * alpha + background * (1.0 - alpha)
-    info = {"blur_sigma": 0.0, "noise_std": 0.0}
-    if allow_degrade:
-        photo, info = degrade(rng, photo)
-    mask = (alpha[..., 0] >= 0.5).astype(np.uint8) * 255
-    truth = {
+def pose_truth(name, pose, vertices, width, height) -> dict:
+    """Ground-truth keys of one photo that follow from the mesh and the camera alone (the photo's
+    own keys, ``bbox`` and the rest, are added by the caller)."""
+    return {
         "mesh_name": name,
         "units": MESH_UNITS[name],
         "azimuth": pose["azimuth"],
@@ -315,11 +308,8 @@ def make_photo(rng, name, vertices, faces, *, width, height, samples, denoise, s
         "sensor_fit": "AUTO",
         "width": width,
         "height": height,
-        "bbox": list(pose_common.bbox_of_mask(mask)),
         "fill_target": pose["fill"],
         "mesh_radius": meshes.mesh_radius(vertices),
-        "background": bg_info,
-        **info,
         "camera_matrix_world": pose_common.camera_matrix_world(
             pose["azimuth"], pose["elevation"], pose["distance"], pose["roll"]
         ).tolist(),
@@ -327,6 +317,22 @@ def make_photo(rng, name, vertices, faces, *, width, height, samples, denoise, s
         "at the mesh origin with +Z up, then rolled about the view axis; az=0 is Blender's Front "
         "view (camera on -Y); degrees",
     }
+
+
+def make_photo(rng, name, vertices, faces, *, width, height, samples, denoise, seed, allow_degrade=True):
+    """Render one composited photo: returns (rgb (H, W, 3) uint8, mask (H, W) uint8, truth dict)."""
+    pose = sample_pose(rng, vertices, width, height)
+    rgba = render_rgba(name, vertices, faces, pose, width=width, height=height, samples=samples,
+                       denoise=denoise, seed=seed, rng=rng)
+    background, bg_info = background_crop(rng, width, height)
+    alpha = rgba[..., 3:4]
+    photo = rgba[..., :3] * alpha + background * (1.0 - alpha)
+    info = {"blur_sigma": 0.0, "noise_std": 0.0}
+    if allow_degrade:
+        photo, info = degrade(rng, photo)
+    mask = (alpha[..., 0] >= 0.5).astype(np.uint8) * 255
+    truth = pose_truth(name, pose, vertices, width, height)
+    truth.update(bbox=list(pose_common.bbox_of_mask(mask)), background=bg_info, **info)
     rgb = (np.clip(photo, 0, 1) * 255).round().astype(np.uint8)
     return rgb, mask, truth
 
@@ -334,17 +340,23 @@ def make_photo(rng, name, vertices, faces, *, width, height, samples, denoise, s
 # --------------------------------------------------------------------------------------------
 # entry points
 # --------------------------------------------------------------------------------------------
-def build_set(out: Path, per_mesh: int, samples: int, denoise: bool, seed: int, names) -> float:
-    from PIL import Image
-
+def write_meshes(out: Path, names) -> dict:
+    """Create ``out`` and write ``meshes/<name>.obj``; returns ``{name: (vertices, faces)}``."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "meshes").mkdir(exist_ok=True)
-    rng = np.random.default_rng(seed)
     mesh_data = {}
     for name in names:
         v, f = meshes.make_mesh(name, units=MESH_UNITS[name])
         meshes.write_obj(out / "meshes" / f"{name}.obj", v, f, precision=9)
         mesh_data[name] = (v, f)
+    return mesh_data
+
+
+def build_set(out: Path, per_mesh: int, samples: int, denoise: bool, seed: int, names) -> float:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    mesh_data = write_meshes(out, names)
     entries = []
     start = time.perf_counter()
     order = [(name, k) for k in range(per_mesh) for name in names]

@@ -115,3 +115,20 @@ def bbox_of_mask(mask: np.ndarray) -> Tuple[int, int, int, int]:
     if len(xs) == 0:
         raise ValueError("bbox_of_mask: empty mask")
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+# subsets of the realistic sets (bench/make_real_pose_dataset.py); the clean sets have none
+SUBSETS = ("colour", "gray", "unoccluded", "occluded", "small", "textureless")
+OCCLUDED_AT = 0.10  # share of the silhouette hidden from which a photo counts as occluded
+
+
+def subset_tags(record: Dict) -> List[str]:
+    """Names of the :data:`SUBSETS` a ground-truth record belongs to (``[]`` for a record without
+    the realistic set's keys ``gray``, ``occlusion``, ``small``, ``textureless``)."""
+    tags = []
+    if "gray" in record:
+        tags.append("gray" if record["gray"] else "colour")
+    if "occlusion" in record:
+        tags.append("occluded" if record["occlusion"] >= OCCLUDED_AT else "unoccluded")
+    tags += [name for name in ("small", "textureless") if record.get(name)]
+    return tags

@@ -79,3 +79,11 @@ def test_relative_distance_error_and_mask_box():
     assert pose_common.bbox_of_mask(mask) == (3, 2, 9, 5)
     with pytest.raises(ValueError, match="empty"):
         pose_common.bbox_of_mask(np.zeros((4, 4)))
+
+
+def test_subset_tags_of_realistic_and_clean_records():
+    record = {"gray": True, "occlusion": 0.25, "small": True, "textureless": False}
+    assert pose_common.subset_tags(record) == ["gray", "occluded", "small"]
+    record = {"gray": False, "occlusion": 0.05, "small": False, "textureless": True}
+    assert pose_common.subset_tags(record) == ["colour", "unoccluded", "textureless"]
+    assert pose_common.subset_tags({"azimuth": 10.0}) == []
