@@ -6,12 +6,13 @@ offset; the roll and distance are kept), and ``estimate_pose(..., initial_pose=s
 mask mode (the set's mask) and box mode (the mask's box jittered as in ``bench/pose_accuracy.py``).
 A photo counts as recovered when the geodesic rotation error of the result is within 10 degrees
 (``--within``). Reported per mode and offset: the share recovered, the median rotation error and
-the median seconds per photo.
+the median seconds per photo. ``--global-search`` adds a row without a start (the full search of
+``estimate_pose``) on the same photos and boxes, for comparison.
 
 Usage::
 
     .venv/bin/python bench/refine_basin.py --set bench/data/pose_dev --limit 15 \
-        [--offsets 10 20 30 45] [--modes mask box] [--threads 1] [--json basin.json]
+        [--offsets 10 20 30 45] [--modes mask box] [--global-search] [--threads 1] [--json basin.json]
 """
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ def turned_start(azimuth: float, elevation: float, offset: float, rng: np.random
 
 
 def run(records, modes, offsets, *, seed: int = 0, within: float = 10.0, log=print) -> list:
-    """One row per photo, mode and offset: ``id, mesh, mode, offset, start, rot_err, seconds``."""
+    """One row per photo, mode and offset: ``id, mesh, mode, offset, start, rot_err, seconds``; an
+    offset of None runs the global search (no start)."""
     cache = CoarseViewCache(max_entries=8)
     loaded, rows = {}, []
     for number, record in enumerate(records):
@@ -66,20 +68,22 @@ def run(records, modes, offsets, *, seed: int = 0, within: float = 10.0, log=pri
         mask = load_image(record["mask_path"], mode="gray")[..., 0] > 0.5
         truth = (record["azimuth"], record["elevation"], record["roll"])
         for offset in offsets:
-            rng = np.random.default_rng([seed, number, int(round(offset * 10))])
-            azimuth, elevation = turned_start(record["azimuth"], record["elevation"], offset, rng)
-            start = {"azimuth": azimuth, "elevation": elevation, "roll": record["roll"]}
+            start = None
+            if offset is not None:
+                rng = np.random.default_rng([seed, number, int(round(offset * 10))])
+                azimuth, elevation = turned_start(record["azimuth"], record["elevation"], offset, rng)
+                start = {"azimuth": azimuth, "elevation": elevation, "roll": record["roll"]}
             for mode in modes:
                 cue = {"mask": mask} if mode == "mask" else {"bbox": pose_accuracy.jittered_box(record, seed=number)}
                 result = estimate_pose(photo, vertices, faces, pose_accuracy.intrinsics_of(record), initial_pose=start,
                                        seed=0, cache=cache, **cue)
                 pose = result.pose
-                row = {"id": record["id"], "mesh": record["mesh_name"], "mode": mode, "offset": offset,
-                       "start": start, "start_rot_err": pose_common.rotation_error((azimuth, elevation, record["roll"]), truth),
+                row = {"id": record["id"], "mesh": record["mesh_name"], "mode": mode, "offset": offset, "start": start,
                        "rot_err": pose_common.rotation_error((pose.azimuth, pose.elevation, pose.roll), truth),
                        "seconds": result.seconds, "margin": result.margin, "iou": result.iou}
                 rows.append(row)
-                log(f"[{number + 1}/{len(records)}] {record['id']:<12} {mode:<4} start {offset:4.0f}° off "
+                label = "global search " if offset is None else f"start {offset:4.0f}° off"
+                log(f"[{number + 1}/{len(records)}] {record['id']:<12} {mode:<4} {label} "
                     f"-> rot err {row['rot_err']:6.1f}°  {'ok' if row['rot_err'] <= within else '--'}  "
                     f"{row['seconds']:5.1f} s", flush=True)
     return rows
@@ -97,7 +101,7 @@ def markdown_table(rows, modes, offsets, within: float) -> str:
             errors = np.array([r["rot_err"] for r in sub])
             cells += [f"{int((errors <= within).sum())}/{len(sub)} ({100.0 * np.mean(errors <= within):.0f} %)",
                       f"{np.median(errors):.1f}°", f"{np.median([r['seconds'] for r in sub]):.1f}"]
-        lines.append(f"| {offset:g}° | " + " | ".join(cells) + " |")
+        lines.append(f"| {'global search' if offset is None else f'{offset:g}°'} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -105,8 +109,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--set", type=Path, default=REPO / "bench" / "data" / "pose_dev")
     parser.add_argument("--limit", type=int, default=15, help="use the first N photos (default 15)")
-    parser.add_argument("--offsets", type=float, nargs="+", default=list(OFFSETS), help="start offsets (degrees)")
+    parser.add_argument("--offsets", type=float, nargs="*", default=list(OFFSETS), help="start offsets (degrees)")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--global-search", action="store_true",
+                        help="also run without a start (the full search) on the same photos")
     parser.add_argument("--within", type=float, default=10.0, help="rotation error (degrees) that counts as recovered")
     parser.add_argument("--seed", type=int, default=0, help="seed of the start directions")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -115,13 +121,14 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     records = pose_common.load_index(args.set)[:args.limit]
     started = time.perf_counter()
-    rows = run(records, args.modes, args.offsets, seed=args.seed, within=args.within)
+    offsets = list(args.offsets) + ([None] if args.global_search else [])
+    rows = run(records, args.modes, offsets, seed=args.seed, within=args.within)
     total = time.perf_counter() - started
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=1))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print()
-    print(markdown_table(rows, args.modes, args.offsets, args.within))
+    print(markdown_table(rows, args.modes, offsets, args.within))
     print()
     print(f"{len(records)} photos from {args.set.name}, start seed {args.seed}, torch {torch.__version__}, "
           f"{args.threads} thread(s), {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
