@@ -81,12 +81,10 @@ def _redraw_sidebars(context) -> None:
 # Align Camera
 # --------------------------------------------------------------------------------------------
 
-class GRADHOG_OT_align_camera(BackgroundOperator, bpy.types.Operator):
-    """Align the camera to the photo: find the viewpoint from which the object looks as in the photo"""
+class _Alignment(BackgroundOperator):
+    """Align Camera and Refine from Camera: prepare, solve on a worker, apply as one undo step.
+    (A mixin: Blender's operator classes must not subclass one another.)"""
 
-    bl_idname = "gradhog.align_camera"
-    bl_label = "Align Camera"
-    bl_options = {'REGISTER', 'UNDO'}
     header_text = HEADER_TEXT
     #: Start from the camera's current pose instead of the global search (Refine from Camera).
     from_camera = False
@@ -202,7 +200,15 @@ class GRADHOG_OT_align_camera(BackgroundOperator, bpy.types.Operator):
         return {'FINISHED'}
 
 
-class GRADHOG_OT_refine_camera(GRADHOG_OT_align_camera):
+class GRADHOG_OT_align_camera(_Alignment, bpy.types.Operator):
+    """Align the camera to the photo: find the viewpoint from which the object looks as in the photo"""
+
+    bl_idname = "gradhog.align_camera"
+    bl_label = "Align Camera"
+    bl_options = {'REGISTER', 'UNDO'}
+
+
+class GRADHOG_OT_refine_camera(_Alignment, bpy.types.Operator):
     """Refine the camera from where it is now: put it roughly where the photo was taken (20-30° off is
     enough), then only nearby views are searched. Esc cancels"""
 
