@@ -24,10 +24,10 @@ import bpy
 from . import scene as blender_scene
 from ._backend import LRU, TORCH_MISSING, core, np  # noqa: F401  (TORCH_MISSING: part of the script API)
 from .errors import AlignCancelled, AlignError
-from .options import PoseOptions, pose_options
+from .options import POSE_NAMES, PoseOptions, pose_options, start_pose
 
-__all__ = ["align", "prepare", "solve", "apply", "discard", "AlignJob", "AlignError", "AlignCancelled",
-           "PoseOptions", "FOCAL_LENGTHS"]
+__all__ = ["align", "refine", "prepare", "solve", "apply", "discard", "camera_pose", "AlignJob", "AlignError",
+           "AlignCancelled", "PoseOptions", "FOCAL_LENGTHS"]
 
 #: Where the lens comes from: the camera's own, the photo's EXIF (else the camera's), or estimated
 #: with the pose (starting from the camera's).
@@ -96,6 +96,8 @@ class AlignJob:
         pending_views: a :class:`CoarseViewJob` still to render (``prepare(coarse_views='later')``).
         cache_dir: folder of the on-disk coarse-view cache for views the backend renders (None: memory only).
         loaded_images: names of the images :func:`prepare` loaded (:func:`discard` removes them).
+        initial_pose: ``{"azimuth", "elevation", "distance", "roll"}`` (degrees, scene units) to start
+            from instead of the global search, or None.
     """
 
     photo: np.ndarray
@@ -117,12 +119,14 @@ class AlignJob:
     pending_views: Any = None
     cache_dir: str | None = None
     loaded_images: tuple = ()
+    initial_pose: dict | None = None
 
 
 def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_source: str = 'ALPHA',
             device: str = 'cpu', lock_focal_length: bool = True, coarse_views: bool = True, depsgraph=None,
             cache_dir: str | None = None, focal_length: str = 'CAMERA', lens_mm: float | None = None,
-            sensor_width_mm: float | None = None, options: PoseOptions | None = None, **overrides) -> AlignJob:
+            sensor_width_mm: float | None = None, options: PoseOptions | None = None, initial_pose=None,
+            **overrides) -> AlignJob:
     """Gather the photo, cues, evaluated mesh and intrinsics, and render the coarse views (main thread).
 
     The photo's pixels come from its file through ``torch_backend.images`` (upright, whatever its
@@ -151,12 +155,16 @@ def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_s
             (a ``lens_mm`` wins over EXIF). Without a camera: Blender's 50 mm on 36 mm ("default").
         options: the :class:`PoseOptions` of ``estimate_pose`` (default: its defaults);
             ``overrides`` replace some of them (e.g. ``top_k=5, iterations=40, hog_variant='dalal'``).
+        initial_pose: start from this pose instead of the global search (rough is enough): a mapping
+            with ``azimuth, elevation`` (and ``distance, roll``) or ``(azimuth, elevation[, distance,
+            roll])``, degrees; see :func:`refine`.
 
     Raises:
         AlignError: with a one-line reason; the scene is unchanged.
     """
     started = time.perf_counter()
     options = pose_options(overrides, base=options)
+    initial_pose = start_pose(initial_pose)
     scene = scene or bpy.context.scene
     if obj is None:
         raise AlignError("no target object: pick the mesh seen in the photo")
@@ -196,8 +204,7 @@ def prepare(photo, obj, camera=None, *, scene=None, bbox=None, mask=None, mask_s
         camera_name=camera.name if camera else None, object_name=obj.name, scene_name=scene.name,
         photo_name=image.name, cue=cue, lock_focal_length=lock_focal_length, lens_source=lens_source,
         prepare_seconds=time.perf_counter() - started, pending_views=pending if views is None else None,
-        cache_dir=cache_dir,
-        loaded_images=tuple(loaded),
+        cache_dir=cache_dir, loaded_images=tuple(loaded), initial_pose=initial_pose,
     )
 
 
@@ -417,7 +424,7 @@ def solve(job: AlignJob, callback: Callable[[float, str], bool] | None = None):
         return pose.estimate_pose(
             job.photo, job.mesh.vertices, job.mesh.faces, job.intrinsics, bbox=job.bbox, mask=job.mask,
             coarse_views=job.coarse_views, options=job.options, device=job.device, callback=callback,
-            cache=_backend_cache(job.cache_dir))
+            cache=_backend_cache(job.cache_dir), initial_pose=job.initial_pose)
     except pose.Cancelled:
         raise AlignCancelled("alignment cancelled: the camera was not changed") from None
     except ValueError as error:
@@ -462,6 +469,24 @@ def current_frame(obj) -> np.ndarray:
     evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
     frame, _ = blender_scene.rigid_frame(evaluated.matrix_world)
     return np.array(frame, dtype=np.float64)
+
+
+def camera_pose(camera, obj, depsgraph=None) -> dict:
+    """Where ``camera`` is now relative to ``obj``'s mesh frame, in the pose convention:
+    ``{"azimuth", "elevation", "distance", "roll"}`` (degrees, scene units); the inverse of
+    :func:`camera_matrix`. The direction is that of the camera's centre seen from the object's
+    origin, so a camera placed roughly (not aimed exactly at the origin) still gives its viewpoint.
+    Scale on the camera or the object is ignored (their rigid frames are used)."""
+    depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
+    frame, _ = blender_scene.rigid_frame(obj.evaluated_get(depsgraph).matrix_world)
+    placed, _ = blender_scene.rigid_frame(camera.evaluated_get(depsgraph).matrix_world)
+    local = np.linalg.inv(np.array(frame, dtype=np.float64)) @ np.array(placed, dtype=np.float64)
+    if not np.linalg.norm(local[:3, 3]) > 1e-9:
+        raise AlignError(f"the camera {camera.name!r} sits at the origin of {obj.name!r}: move it to where the photo was taken from")
+    import torch
+
+    values = core().camera.pose_from_camera_to_world(torch.from_numpy(local))
+    return {name: float(value) for name, value in zip(POSE_NAMES, values)}
 
 
 def apply(job: AlignJob, result, *, camera=None) -> dict:
@@ -512,6 +537,7 @@ def result_dict(job: AlignJob, result, *, camera=None) -> dict:
         candidates.append({**pose_values(candidate), "score": float(score),
                            "lens_mm": float(getattr(candidate, "lens_mm", None) or lens)})
     extra = {}
+    margin = float(getattr(result, "margin", float("nan")))
     if getattr(result, "lens_range_mm", None) is not None:
         extra["lens_range_mm"] = [float(value) for value in result.lens_range_mm]
     return {
@@ -522,6 +548,12 @@ def result_dict(job: AlignJob, result, *, camera=None) -> dict:
         "lens_source": source,
         **extra,
         "score": float(result.score),
+        # How much to trust it: the gap to the next distinct pose (NaN: no rival) and the share of
+        # the silhouette explained.
+        "margin": margin,
+        "ambiguous": bool(getattr(result, "ambiguous", margin < core().pose.AMBIGUOUS_MARGIN)),
+        "iou": float(getattr(result, "iou", float("nan"))),
+        "initial_pose": dict(job.initial_pose) if job.initial_pose is not None else None,
         "seconds": float(getattr(result, "seconds", 0.0)) + job.prepare_seconds,
         "candidates": candidates,
         "resolution": [job.intrinsics.width, job.intrinsics.height],
@@ -560,4 +592,32 @@ def align(photo, obj, camera=None, *, callback: Callable[[float, str], bool] | N
     except AlignError:
         discard(job)
         raise
+
+
+def refine(photo, obj, camera=None, *, scene=None, callback: Callable[[float, str], bool] | None = None,
+           **options) -> dict:
+    """:func:`align` starting from where ``camera`` is now (placed by hand; 20-30 degrees off is
+    enough), skipping the global search: only views within ``initial_reach`` (45 degrees) of its
+    viewpoint are searched, rolls around its roll (see :func:`camera_pose`).
+
+    Args:
+        camera: the roughly placed camera (default: the scene camera); it is the one written.
+        options: as :func:`align`.
+
+    Returns:
+        :func:`align`'s dict; ``initial_pose`` holds the camera's pose it started from.
+
+    Raises:
+        AlignError: no camera, or as :func:`align`; the scene is then unchanged.
+    """
+    scene = scene or bpy.context.scene
+    camera = camera or scene.camera
+    if camera is None:
+        raise AlignError("no camera: place a camera roughly where the photo was taken from first")
+    if obj is None:
+        raise AlignError("no target object: pick the mesh seen in the photo")
+    if camera.type != 'CAMERA':
+        raise AlignError(f"{camera.name!r} is not a camera")
+    start = camera_pose(camera, obj)
+    return align(photo, obj, camera, scene=scene, callback=callback, initial_pose=start, **options)
 

@@ -34,6 +34,11 @@ def select(settings, index: int) -> None:
         settings.active_candidate = index
 
 
+def _number(value) -> float:
+    """A float for a result property (None, from JSON-ready results, becomes NaN)."""
+    return float("nan") if value is None else float(value)
+
+
 def store(settings, result: dict, job: api.AlignJob) -> None:
     """Show ``result`` in the panel and keep its candidates for one-click re-application."""
     with _quietly():
@@ -44,6 +49,9 @@ def store(settings, result: dict, job: api.AlignJob) -> None:
         settings.result_roll = result["roll"]
         settings.result_score = result["score"]
         settings.result_seconds = result["seconds"]
+        settings.result_margin = _number(result.get("margin"))
+        settings.result_ambiguous = bool(result.get("ambiguous", False))
+        settings.result_iou = _number(result.get("iou"))
         settings.result_camera = bpy.data.objects.get(result["camera"])
         settings.result_target = bpy.data.objects.get(job.object_name)
         settings.result_lens = result["lens_mm"]

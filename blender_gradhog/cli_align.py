@@ -329,6 +329,8 @@ def run_align(args) -> int:
         lens += ", {:.0f}-{:.0f} mm possible".format(*result["lens_range_mm"])
     print("azimuth {azimuth:.2f}  elevation {elevation:.2f}  roll {roll:.2f}  distance {distance:.4g}  "
           "{lens})  score {score:.3f}  ({seconds:.1f} s) -> {out}".format(**result, lens=lens, out=args.out))
+    if result.get("ambiguous"):
+        print(f"close call: margin {result['margin']:.3f} to the next distinct pose; check the candidates in {args.out}")
     return 0
 
 

@@ -45,8 +45,9 @@ def photo_of(settings):
     return settings.photo_image if settings.photo_image is not None else settings.photo_path
 
 
-def prepare_job(context, coarse_views=True) -> api.AlignJob:
-    """Check the inputs and gather everything (main thread); raises :class:`api.AlignError`."""
+def prepare_job(context, coarse_views=True, from_camera: bool = False) -> api.AlignJob:
+    """Check the inputs and gather everything (main thread); raises :class:`api.AlignError`.
+    ``from_camera``: start from where the camera is now (:func:`api.camera_pose`), no global search."""
     settings = settings_of(context)
     if settings.photo_image is None and not settings.photo_path:
         raise api.AlignError("no photo: choose the reference photo first")
@@ -54,9 +55,11 @@ def prepare_job(context, coarse_views=True) -> api.AlignJob:
         raise api.AlignError("no target object: pick the mesh seen in the photo")
     camera = target_camera(context)
     if camera is None:
-        raise api.AlignError("no camera: pick one or click New Camera")
+        raise api.AlignError("no camera: place one roughly first" if from_camera else "no camera: pick one or click New Camera")
+    depsgraph = context.evaluated_depsgraph_get()
+    start = api.camera_pose(camera, settings.target, depsgraph) if from_camera else None
     return api.prepare(photo_of(settings), settings.target, camera, scene=context.scene, coarse_views=coarse_views,
-                       depsgraph=context.evaluated_depsgraph_get(), **options.from_panel(settings))
+                       depsgraph=depsgraph, initial_pose=start, **options.from_panel(settings))
 
 
 class AlignWorker(Worker):
@@ -78,13 +81,14 @@ def _redraw_sidebars(context) -> None:
 # Align Camera
 # --------------------------------------------------------------------------------------------
 
-class GRADHOG_OT_align_camera(BackgroundOperator, bpy.types.Operator):
-    """Align the camera to the photo: find the viewpoint from which the object looks as in the photo"""
+class _Alignment(BackgroundOperator):
+    """Align Camera and Refine from Camera: prepare, solve on a worker, apply as one undo step.
+    (A mixin: Blender's operator classes must not subclass one another.)"""
 
-    bl_idname = "gradhog.align_camera"
-    bl_label = "Align Camera"
-    bl_options = {'REGISTER', 'UNDO'}
     header_text = HEADER_TEXT
+    #: Start from the camera's current pose instead of the global search (Refine from Camera).
+    from_camera = False
+    done_text = "Camera aligned"
 
     @classmethod
     def poll(cls, context):
@@ -97,7 +101,7 @@ class GRADHOG_OT_align_camera(BackgroundOperator, bpy.types.Operator):
             return {'CANCELLED'}
         job = None
         try:
-            job = prepare_job(context)
+            job = prepare_job(context, from_camera=self.from_camera)
             result = api.solve(job)
         except api.AlignError as error:
             if job is not None:
@@ -118,7 +122,7 @@ class GRADHOG_OT_align_camera(BackgroundOperator, bpy.types.Operator):
         try:
             # Main thread: scene data now; the Workbench coarse views (unless cached) a few per
             # timer event, so the interface stays responsive and Esc works from the start.
-            job = prepare_job(context, coarse_views='later')
+            job = prepare_job(context, coarse_views='later', from_camera=self.from_camera)
         except api.AlignError as error:
             self.report({'ERROR'}, sentence(str(error)))
             return {'CANCELLED'}
@@ -189,10 +193,31 @@ class GRADHOG_OT_align_camera(BackgroundOperator, bpy.types.Operator):
         if settings.camera is None and context.scene.camera is None:
             settings.camera = bpy.data.objects.get(values["camera"])
         _redraw_sidebars(context)
-        self.report({'INFO'}, "Camera aligned: azimuth {azimuth:.1f}°, elevation {elevation:.1f}°, "
-                    "distance {distance:.3g}, roll {roll:.1f}°, score {score:.3f} in {seconds:.1f} s"
-                    .format(**values))
+        self.report({'WARNING'} if values["ambiguous"] else {'INFO'},
+                    self.done_text + ": azimuth {azimuth:.1f}°, elevation {elevation:.1f}°, "
+                    "distance {distance:.3g}, roll {roll:.1f}°, score {score:.3f} in {seconds:.1f} s".format(**values)
+                    + (" — close call: check the candidates" if values["ambiguous"] else ""))
         return {'FINISHED'}
+
+
+class GRADHOG_OT_align_camera(_Alignment, bpy.types.Operator):
+    """Align the camera to the photo: find the viewpoint from which the object looks as in the photo"""
+
+    bl_idname = "gradhog.align_camera"
+    bl_label = "Align Camera"
+    bl_options = {'REGISTER', 'UNDO'}
+
+
+class GRADHOG_OT_refine_camera(_Alignment, bpy.types.Operator):
+    """Refine the camera from where it is now: put it roughly where the photo was taken (20-30° off is
+    enough), then only nearby views are searched. Esc cancels"""
+
+    bl_idname = "gradhog.refine_camera"
+    bl_label = "Refine from Camera"
+    bl_options = {'REGISTER', 'UNDO'}
+    header_text = "Refining from the camera… Esc to cancel"
+    from_camera = True
+    done_text = "Camera refined"
 
 
 # --------------------------------------------------------------------------------------------
@@ -531,6 +556,7 @@ class GRADHOG_OT_preimage(BackgroundOperator, bpy.types.Operator):
 
 classes = (
     GRADHOG_OT_align_camera,
+    GRADHOG_OT_refine_camera,
     GRADHOG_OT_apply_candidate,
     GRADHOG_OT_new_camera,
     GRADHOG_OT_open_photo,

@@ -20,7 +20,10 @@ PoseOptions = _backend.pose_options.PoseOptions
 HOG_VARIANTS = _backend.pose_options.HOG_VARIANTS
 
 #: The pose settings the panel and both command lines offer; the others keep their defaults.
-EXPOSED = ("top_k", "seed", "refine", "starts", "iterations", "hog_variant")
+EXPOSED = ("top_k", "seed", "refine", "starts", "iterations", "hog_variant", "level_camera")
+#: "The object stands on the ground": the camera is above it (elevations from 0 degrees up).
+ON_GROUND = (0.0, 90.0)
+ON_GROUND_HELP = "the object stands on the ground: the camera is not below it (elevation >= 0)"
 DEVICES = ("cpu", "cuda")
 #: Who renders the coarse views for the command lines (the first is the default).
 COARSE_RENDERERS = ("torch", "blender")
@@ -35,8 +38,52 @@ def pose_options(values: Mapping[str, Any], base: PoseOptions | None = None) -> 
         raise AlignError(str(error)) from None
 
 
+POSE_NAMES = ("azimuth", "elevation", "distance", "roll")
+
+
+def start_pose(value) -> dict | None:
+    """A start pose as ``{"azimuth", "elevation", "distance", "roll"}`` (degrees, scene units; a
+    missing distance is NaN, a missing roll 0) from a mapping, a backend ``Pose`` or a sequence
+    ``(azimuth, elevation[, distance, roll])``; None stays None. :class:`AlignError` if malformed."""
+    if value is None:
+        return None
+    if isinstance(value, dict) or hasattr(value, "azimuth"):
+        get = value.get if isinstance(value, dict) else lambda name, default: getattr(value, name, default)
+        values = [get(name, default) for name, default in zip(POSE_NAMES, (None, None, float("nan"), 0.0))]
+    else:
+        values = list(value)
+        if len(values) not in (2, 3, 4):
+            raise AlignError(f"initial pose: expected azimuth, elevation[, distance, roll], got {value!r}")
+        values += [float("nan"), 0.0][len(values) - 2:]
+    try:
+        pose = {name: float(number) for name, number in zip(POSE_NAMES, values)}
+    except (TypeError, ValueError):
+        raise AlignError(f"initial pose: expected numbers (degrees), got {value!r}") from None
+    angles = (pose["azimuth"], pose["elevation"], pose["roll"])
+    if not all(math.isfinite(angle) for angle in angles) or abs(pose["elevation"]) > 90.0:
+        raise AlignError(f"initial pose: expected finite angles with |elevation| <= 90, got {value!r}")
+    return pose
+
+
+def elevation_limits(on_ground: bool = False, elevation_range=None) -> dict:
+    """The ``elevation_range`` option (as a ``PoseOptions`` keyword, empty for the default) from the
+    artist's "on the ground" and an optional ``(low, high)`` range (degrees); both together keep the
+    part of the range above the ground. :class:`AlignError` when nothing is left."""
+    low, high = PoseOptions.default("elevation_range")
+    if elevation_range is not None:
+        low, high = (float(value) for value in elevation_range)
+    if on_ground:
+        if high < ON_GROUND[0]:
+            raise AlignError(f"on the ground needs elevations >= 0, but the elevation range is {low:g}..{high:g} degrees")
+        low = max(low, ON_GROUND[0])
+    if (low, high) == tuple(PoseOptions.default("elevation_range")):
+        return {}
+    return {"elevation_range": (low, high)}
+
+
 def from_panel(settings) -> dict:
     """``api.prepare`` keywords from the panel's settings (``scene.gradhog``)."""
+    limits = elevation_limits(settings.on_ground, settings.elevation_range if settings.use_elevation_range else None)
     return {
         "bbox": tuple(settings.box) if settings.use_box else None,
         "mask_source": settings.mask_source,
@@ -44,7 +91,7 @@ def from_panel(settings) -> dict:
         "device": settings.device,
         "lock_focal_length": settings.lock_focal_length,
         "focal_length": settings.focal_length,
-        "options": pose_options({name: getattr(settings, name) for name in EXPOSED}),
+        "options": pose_options({**{name: getattr(settings, name) for name in EXPOSED}, **limits}),
     }
 
 
@@ -54,6 +101,7 @@ def from_arguments(args: argparse.Namespace, entry: Mapping[str, Any] | None = N
     entry = entry or {}
     mask = entry.get("mask", getattr(args, "mask", None))
     lens = getattr(args, "lens_mm", LENS_EXIF)
+    limits = elevation_limits(getattr(args, "on_ground", False), getattr(args, "elevation_range", None))
     return {
         **lens_keywords(lens, getattr(args, "sensor_width_mm", None)),
         "bbox": entry.get("bbox", getattr(args, "bbox", None)),
@@ -61,7 +109,8 @@ def from_arguments(args: argparse.Namespace, entry: Mapping[str, Any] | None = N
         "mask": os.path.abspath(mask) if mask and not str(mask).startswith("//") else mask,
         "mask_source": 'NONE' if getattr(args, "no_alpha_mask", False) else 'ALPHA',
         "device": args.device,
-        "options": pose_options({name: getattr(args, name) for name in EXPOSED if hasattr(args, name)}),
+        "options": pose_options({**{name: getattr(args, name) for name in EXPOSED if hasattr(args, name)}, **limits}),
+        "initial_pose": start_pose(entry.get("initial_pose", getattr(args, "init_pose", None))),
         **coarse_view_keywords(args),
     }
 
@@ -121,9 +170,10 @@ def lens_keywords(lens, sensor_width_mm: float | None = None) -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, cues: bool = True, lens: bool = True) -> None:
-    """Add the alignment flags (``--top-k``, ``--seed``, ``--no-refine``..., ``--device``, with ``lens``
-    ``--lens-mm`` / ``--sensor-width-mm``, and with ``cues`` ``--bbox`` and ``--mask`` /
-    ``--no-alpha-mask``) to a ``gradhog`` or batch parser."""
+    """Add the alignment flags (``--top-k``, ``--seed``, ``--no-refine``..., the constraints
+    ``--level-camera``, ``--on-ground``, ``--elevation-range``, ``--device``, with ``lens``
+    ``--lens-mm`` / ``--sensor-width-mm``, and with ``cues`` ``--bbox``, ``--mask`` /
+    ``--no-alpha-mask`` and ``--init-pose``) to a ``gradhog`` or batch parser."""
     if lens:
         parser.add_argument(
             "--lens-mm", type=lens_value, default=LENS_EXIF, metavar="{exif,auto,MM}",
@@ -141,16 +191,26 @@ def add_arguments(parser: argparse.ArgumentParser, *, cues: bool = True, lens: b
                                           "(at least half = object; its alpha if it has one)")
         masks.add_argument("--no-alpha-mask", action="store_true",
                            help="ignore the photo's alpha channel (otherwise alpha >= half is the object)")
+        parser.add_argument("--init-pose", type=float, nargs=4, metavar=("AZ", "EL", "DIST", "ROLL"),
+                            help="start from this rough camera pose (degrees, mesh units; 20-30 degrees off "
+                                 "is enough) instead of the global search; only views within "
+                                 f"{PoseOptions.default('initial_reach'):g} degrees of it are searched")
     for name in EXPOSED:
         default, help_text = PoseOptions.default(name), PoseOptions.help(name)
         flag = "--" + name.replace("_", "-")
-        if isinstance(default, bool):  # on by default: the flag turns it off
+        if isinstance(default, bool) and default:  # on by default: the flag turns it off
             parser.add_argument(f"--no-{flag[2:]}", dest=name, action="store_false", default=default,
                                 help=f"turn off: {help_text}")
+        elif isinstance(default, bool):
+            parser.add_argument(flag, action="store_true", help=help_text)
         elif name == "hog_variant":
             parser.add_argument(flag, choices=HOG_VARIANTS, default=default, help=f"{help_text} (default {default})")
         else:
             parser.add_argument(flag, type=type(default), default=default, help=f"{help_text} (default {default})")
+    parser.add_argument("--on-ground", action="store_true", help=ON_GROUND_HELP)
+    parser.add_argument("--elevation-range", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
+                        help=PoseOptions.help("elevation_range") + " (default {:g} {:g})".format(
+                            *PoseOptions.default("elevation_range")))
     parser.add_argument("--device", choices=DEVICES, default=DEVICES[0], help="where PyTorch computes")
     parser.add_argument("--coarse-renderer", choices=COARSE_RENDERERS, default=COARSE_RENDERERS[0],
                         help="who renders the coarse views: torch (fast, cached on disk) or Blender's Workbench")

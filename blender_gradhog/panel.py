@@ -42,9 +42,11 @@ class GRADHOG_PT_align(_GradHOGPanel, bpy.types.Panel):
             layout.label(text=f"Uses the scene camera {context.scene.camera.name!r}", icon='INFO')
         layout.prop(settings, "focal_length")
 
-        column = layout.column()
-        column.scale_y = 1.5
-        column.operator("gradhog.align_camera", icon='VIEW_CAMERA')
+        row = layout.row(align=True)
+        row.scale_y = 1.5
+        row.operator("gradhog.align_camera", icon='VIEW_CAMERA')
+        # The artist's way out: put the camera roughly where the photo was taken, refine from there.
+        row.operator("gradhog.refine_camera", text="Refine from Camera", icon='CON_CAMERASOLVER')
         row = layout.row(align=True)
         row.operator("gradhog.preview_hog", text="HOG")
         row.operator("gradhog.preimage", text="Pre-image")
@@ -80,6 +82,27 @@ class GRADHOG_PT_cues(_GradHOGPanel, bpy.types.Panel):
             layout.label(text="In camera view (Numpad 0)", icon='INFO')
 
 
+class GRADHOG_PT_constraints(_GradHOGPanel, bpy.types.Panel):
+    """What the artist knows about the camera"""
+
+    bl_label = "Constraints"
+    bl_idname = "GRADHOG_PT_constraints"
+    bl_parent_id = "GRADHOG_PT_align"
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        settings = context.scene.gradhog
+        layout.prop(settings, "level_camera")
+        layout.prop(settings, "on_ground")
+        layout.prop(settings, "use_elevation_range")
+        column = layout.column(align=True)
+        column.active = settings.use_elevation_range
+        column.prop(settings, "elevation_range", index=0, text="Lowest")
+        column.prop(settings, "elevation_range", index=1, text="Highest")
+
+
 class GRADHOG_PT_options(_GradHOGPanel, bpy.types.Panel):
     """Search and descriptor options"""
 
@@ -102,6 +125,19 @@ class GRADHOG_PT_options(_GradHOGPanel, bpy.types.Panel):
         layout.prop(settings, "top_k")
         layout.prop(settings, "device")
         layout.prop(settings, "seed")
+
+
+#: The Result box's warning when another distinct pose scores almost as well.
+CLOSE_CALL = "Close call: check the candidates"
+
+
+def confidence_summary(settings) -> str:
+    """The last result's margin to the next distinct pose and its silhouette IoU, as one line."""
+    margin = settings.result_margin
+    text = "No other distinct pose found" if margin != margin else f"Margin {margin:.3f} to the next pose"
+    if settings.result_iou == settings.result_iou:  # not NaN
+        text += f", silhouette IoU {settings.result_iou:.2f}"
+    return text
 
 
 def lens_summary(settings) -> str:
@@ -147,10 +183,14 @@ class GRADHOG_PT_results(_GradHOGPanel, bpy.types.Panel):
         column.prop(settings, "result_score")
         column.prop(settings, "result_seconds")
         layout.label(text=lens_summary(settings), icon='CAMERA_DATA')
+        layout.label(text=confidence_summary(settings), icon='INFO')
+        if settings.result_ambiguous:
+            layout.label(text=CLOSE_CALL, icon='ERROR')
         if len(settings.candidates) > 1:
             layout.label(text="Candidates (click to apply):")
             layout.template_list("GRADHOG_UL_candidates", "", settings, "candidates",
                                  settings, "active_candidate", rows=min(len(settings.candidates), 5))
 
 
-classes = (GRADHOG_PT_align, GRADHOG_PT_cues, GRADHOG_PT_options, GRADHOG_UL_candidates, GRADHOG_PT_results)
+classes = (GRADHOG_PT_align, GRADHOG_PT_cues, GRADHOG_PT_constraints, GRADHOG_PT_options, GRADHOG_UL_candidates,
+           GRADHOG_PT_results)

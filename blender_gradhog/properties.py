@@ -19,7 +19,7 @@ from bpy.props import (
 )
 
 from . import candidates, scene
-from .options import HOG_VARIANTS, PoseOptions
+from .options import HOG_VARIANTS, ON_GROUND_HELP, PoseOptions
 
 # Names and tooltips of the HOG variants; the variants themselves are PoseOptions' HOG_VARIANTS.
 _HOG_VARIANT_LABELS = {
@@ -188,6 +188,32 @@ class GradHOGSettings(bpy.types.PropertyGroup):
     seed: IntProperty(name="Seed", description="Random seed (results are reproducible)",
                       default=PoseOptions.default("seed"))
 
+    # --- what the artist knows about the camera --------------------------------------------------
+    level_camera: BoolProperty(
+        name="Level Camera",
+        description=PoseOptions.help("level_camera").capitalize() + " (horizon level in the photo)",
+        default=PoseOptions.default("level_camera"),
+    )
+    on_ground: BoolProperty(
+        name="On the Ground",
+        description=ON_GROUND_HELP.capitalize(),
+        default=False,
+    )
+    use_elevation_range: BoolProperty(
+        name="Elevation Range",
+        description="Limit the camera's elevation above the object's horizontal plane to a range",
+        default=False,
+    )
+    elevation_range: FloatVectorProperty(
+        name="Elevation",
+        description=PoseOptions.help("elevation_range").capitalize() + ": lowest and highest",
+        size=2,
+        min=-90.0,
+        max=90.0,
+        precision=1,
+        default=PoseOptions.default("elevation_range"),
+    )
+
     # --- results of the last run ---------------------------------------------------------------
     has_result: BoolProperty(default=False, options={'HIDDEN'})
     result_azimuth: FloatProperty(name="Azimuth", precision=2)
@@ -196,6 +222,12 @@ class GradHOGSettings(bpy.types.PropertyGroup):
     result_roll: FloatProperty(name="Roll", precision=2)
     result_score: FloatProperty(name="Score", precision=4)
     result_seconds: FloatProperty(name="Time", unit='TIME_ABSOLUTE', precision=1)
+    # How much to trust it (see PoseResult): NaN margin when no other distinct pose was found.
+    result_margin: FloatProperty(name="Margin", description="Score of the pose minus that of the next "
+                                 "distinct candidate (15 degrees or more away)", precision=4)
+    result_ambiguous: BoolProperty(name="Close Call", description="Another distinct pose scores almost as well")
+    result_iou: FloatProperty(name="Silhouette IoU", description="Share of the silhouette explained (IoU with "
+                              "the object's mask at working size)", precision=3)
     # What the candidates refer to, so that clicking one later places the same camera.
     result_camera: PointerProperty(type=bpy.types.Object, options={'HIDDEN'})
     result_target: PointerProperty(type=bpy.types.Object, options={'HIDDEN'})

@@ -23,7 +23,7 @@ def test_flag_defaults_are_pose_options_defaults():
     keywords = options.from_arguments(parse([]))
     assert keywords["options"] == PoseOptions()
     assert keywords == {"bbox": None, "mask": None, "mask_source": 'ALPHA', "device": 'cpu', "options": PoseOptions(),
-                        "focal_length": 'EXIF', "lens_mm": None, "sensor_width_mm": None,
+                        "focal_length": 'EXIF', "lens_mm": None, "sensor_width_mm": None, "initial_pose": None,
                         "coarse_views": False, "cache_dir": options.default_cache_dir()}
 
 
@@ -76,6 +76,59 @@ def test_flags_reach_pose_options():
         assert options.from_arguments(parse(["--hog-variant", variant]))["options"].hog_variant == variant
 
 
+@pytest.mark.parametrize("argv, expected", [
+    (["--level-camera"], PoseOptions(level_camera=True)),
+    (["--on-ground"], PoseOptions(elevation_range=(0.0, 90.0))),
+    (["--elevation-range", "-30", "45"], PoseOptions(elevation_range=(-30.0, 45.0))),
+    (["--on-ground", "--elevation-range", "-30", "45"], PoseOptions(elevation_range=(0.0, 45.0))),
+])
+def test_constraint_flags_reach_pose_options(argv, expected):
+    assert options.from_arguments(parse(argv))["options"] == expected
+
+
+def test_constraint_flags_read_their_help_from_pose_options():
+    parser = argparse.ArgumentParser()
+    options.add_arguments(parser)
+    helps = {action.dest: action.help for action in parser._actions}
+    assert helps["level_camera"] == PoseOptions.help("level_camera")
+    assert helps["elevation_range"].startswith(PoseOptions.help("elevation_range"))
+    assert "elevation >= 0" in helps["on_ground"]
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--on-ground", "--elevation-range", "-60", "-10"], "on the ground"),
+    (["--elevation-range", "50", "10"], "elevation_range"),
+    (["--elevation-range", "-100", "10"], "elevation_range"),
+])
+def test_impossible_elevation_limits_raise_align_error(argv, fragment):
+    with pytest.raises(AlignError, match=fragment):
+        options.from_arguments(parse(argv))
+
+
+def test_init_pose_flag_becomes_the_start_pose():
+    keywords = options.from_arguments(parse(["--init-pose", "30", "-12.5", "3", "4"]))
+    assert keywords["initial_pose"] == {"azimuth": 30.0, "elevation": -12.5, "distance": 3.0, "roll": 4.0}
+    assert options.from_arguments(parse([]))["initial_pose"] is None
+    assert options.from_arguments(parse([]), {"initial_pose": [10, 20]})["initial_pose"]["roll"] == 0.0
+    with pytest.raises(AlignError, match="elevation"):
+        options.from_arguments(parse(["--init-pose", "30", "95", "3", "0"]))
+    with pytest.raises(SystemExit):
+        parse(["--init-pose", "30", "20"])
+    assert not hasattr(parse([], cues=False), "init_pose")  # the demo has its own photo
+
+
+@pytest.mark.parametrize("value, expected", [
+    ((10, 20), {"azimuth": 10.0, "elevation": 20.0, "roll": 0.0}),
+    ({"azimuth": 1, "elevation": 2, "roll": 3}, {"azimuth": 1.0, "elevation": 2.0, "roll": 3.0}),
+])
+def test_start_pose_accepts_sequences_and_mappings(value, expected):
+    pose = options.start_pose(value)
+    assert {name: pose[name] for name in expected} == expected and math.isnan(pose["distance"])
+    for bad in ((1,), (1, 2, 3, 4, 5), ("a", 2), (math.nan, 2), {"azimuth": 1}):
+        with pytest.raises(AlignError):
+            options.start_pose(bad)
+
+
 def test_a_manifest_entry_overrides_box_and_mask(tmp_path):
     keywords = options.from_arguments(parse(["--mask", "global.png"]), {"bbox": [0, 0, 9, 9], "mask": "m.png"})
     assert keywords["bbox"] == [0, 0, 9, 9] and keywords["mask"].endswith("m.png")
@@ -107,3 +160,13 @@ def test_lru_keeps_the_most_recently_used():
     cache.put("c", 3)
     assert "b" not in cache and cache.get("a") == 1 and cache.get("c") == 3 and len(cache) == 2
     assert cache.get("b", "missing") == "missing"
+
+
+def test_batch_script_takes_the_same_refine_and_constraint_flags():
+    from blender_gradhog import batch
+
+    args = batch.parse_arguments(["--photo", "p.png", "--object", "Chair", "--out", "r.json", "--init-pose",
+                                  "30", "20", "3", "0", "--level-camera", "--elevation-range", "0", "60"])
+    keywords = options.from_arguments(args)
+    assert keywords["initial_pose"] == {"azimuth": 30.0, "elevation": 20.0, "distance": 3.0, "roll": 0.0}
+    assert keywords["options"] == PoseOptions(level_camera=True, elevation_range=(0.0, 60.0))
