@@ -92,7 +92,7 @@ def one_run(mesh: str, photo: str, mask: str, renderer: str, out: str) -> dict:
     import bpy  # noqa: F401
 
     stages["import bpy"] = time.perf_counter() - tick
-    from blender_gradhog import api, cli_align, options
+    from blender_gradhog import api, cli_align, options, views
 
     tick = time.perf_counter()
     scene = cli_align.fresh_scene()
@@ -104,7 +104,7 @@ def one_run(mesh: str, photo: str, mask: str, renderer: str, out: str) -> dict:
     stages["prepare"] = time.perf_counter() - tick
     tick = time.perf_counter()
     if renderer == "blender":
-        job.coarse_views = api.CoarseViewJob(job.mesh, job.intrinsics, job.options).render_all()
+        job.coarse_views = views.CoarseViewJob(job.mesh, job.intrinsics, job.options).render_all()
     stages["coarse views"] = time.perf_counter() - tick
     tick = time.perf_counter()
     result = api.solve(job)

@@ -55,6 +55,13 @@ class _LazyNumpy:
 np = _LazyNumpy()
 
 
+def float64():
+    """``torch.float64`` (torch imported on first use, after :func:`core` made it importable)."""
+    import torch
+
+    return torch.float64
+
+
 def exif() -> ModuleType | None:
     """``torch_backend.exif`` (EXIF orientation and lens: NumPy and Pillow, no torch), or ``None``
     in a Blender without Pillow."""
