@@ -3,8 +3,9 @@
 Each photo is one of the project's procedural meshes (``torch_backend.meshes``: chair, table, stool,
 car, mug — the mug in millimetres), textured and lit, rendered with a transparent film and
 composited over a random crop of one of scikit-image's bundled real photos, at a random viewpoint
-(az in [0, 360), el in [-5, 80], roll in [-30, 30] degrees), lens (35-150 mm), distance such that
-the object fills 40-80 % of the frame, sometimes with a lens shift, blur or sensor noise.
+(az in [0, 360), el in [-5, 80], roll in [-30, 30] degrees), lens (35-150 mm, ``--lens-range``),
+distance such that the object fills 40-80 % of the frame (``--fill-range``), sometimes with a lens
+shift, blur or sensor noise.
 
 Written under ``--out`` (default ``bench/data/pose_set/``)::
 
@@ -240,19 +241,20 @@ def _fill(vertices, pose, width, height):
     return max((hi[0] - lo[0]) / width, (hi[1] - lo[1]) / height), (lo, hi)
 
 
-def sample_pose(rng, vertices, width, height, *, shift_probability=0.5):
-    """Random viewpoint whose projected mesh fills 40-80 % of the frame (larger box side /
-    image side) and stays inside it."""
+def sample_pose(rng, vertices, width, height, *, shift_probability=0.5, lens_range=(35.0, 150.0),
+                fill_range=(0.4, 0.8)):
+    """Random viewpoint, lens log-uniform in ``lens_range`` (mm), whose projected mesh fills
+    ``fill_range`` of the frame (larger box side / image side) and stays inside it."""
     pose = {
         "azimuth": float(rng.uniform(0.0, 360.0)),
         "elevation": float(rng.uniform(-5.0, 80.0)),
         "roll": float(rng.uniform(-30.0, 30.0)),
-        "lens_mm": float(np.exp(rng.uniform(np.log(35.0), np.log(150.0)))),
+        "lens_mm": float(np.exp(rng.uniform(np.log(lens_range[0]), np.log(lens_range[1])))),
         "sensor_width_mm": 36.0,
         "shift_x": 0.0,
         "shift_y": 0.0,
     }
-    target = float(rng.uniform(0.4, 0.8))
+    target = float(rng.uniform(*fill_range))
     radius = meshes.mesh_radius(vertices)
     f = pose_common.focal_pixels(width, height, pose["lens_mm"])
     pose["distance"] = radius * f / (0.5 * target * max(width, height)) + radius
@@ -289,9 +291,10 @@ def degrade(rng, image):
     return image.astype(np.float32), info
 
 
-def make_photo(rng, name, vertices, faces, *, width, height, samples, denoise, seed, allow_degrade=True):
-    """Render one composited photo: returns (rgb (H, W, 3) uint8, mask (H, W) uint8, truth dict)."""
-    pose = sample_pose(rng, vertices, width, height)
+def make_photo(rng, name, vertices, faces, *, width, height, samples, denoise, seed, allow_degrade=True, **draw):
+    """Render one composited photo: returns (rgb (H, W, 3) uint8, mask (H, W) uint8, truth dict);
+    ``draw`` goes to :func:`sample_pose` (``lens_range``, ``fill_range``)."""
+    pose = sample_pose(rng, vertices, width, height, **draw)
     rgba = render_rgba(name, vertices, faces, pose, width=width, height=height, samples=samples,
                        denoise=denoise, seed=seed, rng=rng)
     background, bg_info = background_crop(rng, width, height)
@@ -334,7 +337,7 @@ def make_photo(rng, name, vertices, faces, *, width, height, samples, denoise, s
 # --------------------------------------------------------------------------------------------
 # entry points
 # --------------------------------------------------------------------------------------------
-def build_set(out: Path, per_mesh: int, samples: int, denoise: bool, seed: int, names) -> float:
+def build_set(out: Path, per_mesh: int, samples: int, denoise: bool, seed: int, names, **draw) -> float:
     from PIL import Image
 
     out.mkdir(parents=True, exist_ok=True)
@@ -353,7 +356,7 @@ def build_set(out: Path, per_mesh: int, samples: int, denoise: bool, seed: int, 
         width, height = RESOLUTIONS[index % len(RESOLUTIONS)]  # every mesh in every aspect
         t0 = time.perf_counter()
         rgb, mask, truth = make_photo(rng, name, v, f, width=width, height=height, samples=samples,
-                                      denoise=denoise, seed=seed * 1000 + index)
+                                      denoise=denoise, seed=seed * 1000 + index, **draw)
         photo_id = f"{index:04d}_{name}"
         Image.fromarray(rgb).save(out / f"{photo_id}.png")
         Image.fromarray(mask).save(out / f"{photo_id}_mask.png")
@@ -368,6 +371,7 @@ def build_set(out: Path, per_mesh: int, samples: int, denoise: bool, seed: int, 
     (out / "index.json").write_text(json.dumps({
         "photos": entries, "seed": seed, "samples": samples, "denoise": denoise,
         "per_mesh": per_mesh, "meshes": list(names), "build_seconds": seconds,
+        **{key: list(value) for key, value in draw.items()},
     }, indent=1))
     return seconds
 
@@ -421,6 +425,10 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel")
     parser.add_argument("--denoise", action="store_true", help="OpenImageDenoise on (off by default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lens-range", type=float, nargs=2, default=(35.0, 150.0), metavar=("LOW", "HIGH"),
+                        help="lenses (mm, 36 mm sensor) drawn log-uniform in this range (default 35 150)")
+    parser.add_argument("--fill-range", type=float, nargs=2, default=(0.4, 0.8), metavar=("LOW", "HIGH"),
+                        help="share of the frame the object's box fills (larger side; default 0.4 0.8)")
     parser.add_argument("--demo", action="store_true", help="write the demo assets instead")
     args = parser.parse_args(argv)
     if args.demo:
@@ -430,7 +438,8 @@ def main(argv=None) -> int:
         print(f"demo assets written to {out} in {time.perf_counter() - t0:.1f} s")
         return 0
     out = args.out or REPO / "bench" / "data" / "pose_set"
-    seconds = build_set(out, args.per_mesh, args.samples, args.denoise, args.seed, args.meshes)
+    seconds = build_set(out, args.per_mesh, args.samples, args.denoise, args.seed, args.meshes,
+                        lens_range=tuple(args.lens_range), fill_range=tuple(args.fill_range))
     count = args.per_mesh * len(args.meshes)
     print(f"{count} photos written to {out} in {seconds:.1f} s ({seconds / count:.2f} s per photo)")
     return 0
