@@ -21,7 +21,7 @@ Usage::
 
     .venv/bin/python bench/make_pose_dataset.py --out bench/data/focal_set --seed 20 --per-mesh 6 \\
         --lens-range 18 200 --fill-range 0.3 0.8
-    .venv/bin/python bench/focal_accuracy.py [--set bench/data/focal_set] [--limit N] [--modes mask box]
+    .venv/bin/python bench/focal_accuracy.py [--set bench/data/focal_set] [--limit N] [--skip N] [--modes mask box]
         [--threads 1] [--json rows.json] [--markdown table.md] [--from-json rows.json ...]
 """
 from __future__ import annotations
@@ -181,6 +181,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--set", type=Path, default=REPO / "bench" / "data" / "focal_set")
     parser.add_argument("--limit", type=int, default=None, help="use the first N photos only")
+    parser.add_argument("--skip", type=int, default=0, help="leave out the first N photos (split runs)")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
@@ -200,7 +201,7 @@ def main(argv=None) -> int:
         print(per_photo_table(results))
         return 0
     torch.set_num_threads(args.threads)
-    records = pose_common.load_index(args.set)
+    records = pose_common.load_index(args.set)[args.skip:]
     if args.limit is not None:
         records = records[:args.limit]  # the set is interleaved over the meshes
     options = {}
