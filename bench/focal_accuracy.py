@@ -192,10 +192,12 @@ def main(argv=None) -> int:
                         help="print the tables of earlier --json runs (merged) instead of running")
     args = parser.parse_args(argv)
     if args.from_json:
-        results = {}
-        for path in args.from_json:
+        results, seen = {}, set()
+        for path in args.from_json:  # a photo in several files (overlapping split runs) counts once
             for mode, rows in json.loads(path.read_text()).items():
-                results.setdefault(mode, []).extend(rows)
+                fresh = [row for row in rows if (mode, row["id"]) not in seen]
+                seen.update((mode, row["id"]) for row in fresh)
+                results.setdefault(mode, []).extend(fresh)
         print(markdown_table(results))
         print()
         print(per_photo_table(results))
