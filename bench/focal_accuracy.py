@@ -127,6 +127,8 @@ def summarize(rows) -> dict:
         "s_est": med([e["seconds"] for e in est]),
         "warm_given": med([g["warm_seconds"] for g in giv]),
         "warm_est": med([e["warm_seconds"] for e in est]),
+        # paired per photo: both runs saw about the same load on a shared machine
+        "time_ratio": med([e["seconds"] / g["seconds"] for e, g in zip(est, giv)]),
     }
 
 
@@ -134,8 +136,8 @@ def markdown_table(results) -> str:
     """One line per mode and per mode x true-lens bin."""
     head = ("| mode | lenses | n | med. focal err | within 10 % | within 25 % | med. range (high/low) "
             "| range holds truth | med. rot err given / est. | az ≤ 15° given / est. | med. dist err given / est. "
-            "| med. s given / est. | med. warm s given / est. |")
-    lines = [head, "|" + "---|" * 13]
+            "| med. s given / est. | med. warm s given / est. | med. time ratio est./given |")
+    lines = [head, "|" + "---|" * 14]
     for mode, rows in results.items():
         groups = [("all", rows)] + [(label, [r for r in rows if low <= r["true_lens_mm"] < high])
                                     for label, low, high in BINS]
@@ -148,7 +150,7 @@ def markdown_table(results) -> str:
                 f"| {s['within_25']:.0f} % | {s['median_range_ratio']:.2f} | {s['range_holds_truth']:.0f} % "
                 f"| {s['rot_given']:.1f}° / {s['rot_est']:.1f}° | {s['acc15_given']:.0f} % / {s['acc15_est']:.0f} % "
                 f"| {100 * s['dist_given']:.1f} % / {100 * s['dist_est']:.1f} % "
-                f"| {s['s_given']:.1f} / {s['s_est']:.1f} | {s['warm_given']:.1f} / {s['warm_est']:.1f} |")
+                f"| {s['s_given']:.1f} / {s['s_est']:.1f} | {s['warm_given']:.1f} / {s['warm_est']:.1f} | {s['time_ratio']:.1f}× |")
     return "\n".join(lines)
 
 
