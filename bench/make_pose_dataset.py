@@ -3,8 +3,9 @@
 Each photo is one of the project's procedural meshes (``torch_backend.meshes``: chair, table, stool,
 car, mug — the mug in millimetres), textured and lit, rendered with a transparent film and
 composited over a random crop of one of scikit-image's bundled real photos, at a random viewpoint
-(az in [0, 360), el in [-5, 80], roll in [-30, 30] degrees), lens (35-150 mm), distance such that
-the object fills 40-80 % of the frame, sometimes with a lens shift, blur or sensor noise.
+(az in [0, 360), el in [-5, 80], roll in [-30, 30] degrees), lens (35-150 mm, ``--lens-range``),
+distance such that the object fills 40-80 % of the frame (``--fill-range``), sometimes with a lens
+shift, blur or sensor noise.
 
 Written under ``--out`` (default ``bench/data/pose_set/``)::
 
@@ -319,9 +320,9 @@ def pose_truth(name, pose, vertices, width, height) -> dict:
     }
 
 
-def make_photo(rng, name, vertices, faces, *, width, height, samples, denoise, seed, allow_degrade=True):
+def make_photo(rng, name, vertices, faces, *, width, height, samples, denoise, seed, allow_degrade=True, **draw):
     """Render one composited photo: returns (rgb (H, W, 3) uint8, mask (H, W) uint8, truth dict)."""
-    pose = sample_pose(rng, vertices, width, height)
+    pose = sample_pose(rng, vertices, width, height, **draw)
     rgba = render_rgba(name, vertices, faces, pose, width=width, height=height, samples=samples,
                        denoise=denoise, seed=seed, rng=rng)
     background, bg_info = background_crop(rng, width, height)
@@ -352,7 +353,7 @@ def write_meshes(out: Path, names) -> dict:
     return mesh_data
 
 
-def build_set(out: Path, per_mesh: int, samples: int, denoise: bool, seed: int, names) -> float:
+def build_set(out: Path, per_mesh: int, samples: int, denoise: bool, seed: int, names, **draw) -> float:
     from PIL import Image
 
     rng = np.random.default_rng(seed)
@@ -380,6 +381,7 @@ def build_set(out: Path, per_mesh: int, samples: int, denoise: bool, seed: int, 
     (out / "index.json").write_text(json.dumps({
         "photos": entries, "seed": seed, "samples": samples, "denoise": denoise,
         "per_mesh": per_mesh, "meshes": list(names), "build_seconds": seconds,
+        **{key: list(value) for key, value in draw.items()},
     }, indent=1))
     return seconds
 
@@ -433,6 +435,10 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel")
     parser.add_argument("--denoise", action="store_true", help="OpenImageDenoise on (off by default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lens-range", type=float, nargs=2, default=(35.0, 150.0), metavar=("LOW", "HIGH"),
+                        help="lenses (mm, 36 mm sensor) drawn log-uniform in this range (default 35 150)")
+    parser.add_argument("--fill-range", type=float, nargs=2, default=(0.4, 0.8), metavar=("LOW", "HIGH"),
+                        help="share of the frame the object's box fills (larger side; default 0.4 0.8)")
     parser.add_argument("--demo", action="store_true", help="write the demo assets instead")
     args = parser.parse_args(argv)
     if args.demo:
@@ -442,7 +448,8 @@ def main(argv=None) -> int:
         print(f"demo assets written to {out} in {time.perf_counter() - t0:.1f} s")
         return 0
     out = args.out or REPO / "bench" / "data" / "pose_set"
-    seconds = build_set(out, args.per_mesh, args.samples, args.denoise, args.seed, args.meshes)
+    seconds = build_set(out, args.per_mesh, args.samples, args.denoise, args.seed, args.meshes,
+                        lens_range=tuple(args.lens_range), fill_range=tuple(args.fill_range))
     count = args.per_mesh * len(args.meshes)
     print(f"{count} photos written to {out} in {seconds:.1f} s ({seconds / count:.2f} s per photo)")
     return 0
