@@ -366,7 +366,7 @@ def build_set(out: Path, per_mesh: int, samples: int, denoise: bool, seed: int, 
         width, height = RESOLUTIONS[index % len(RESOLUTIONS)]  # every mesh in every aspect
         t0 = time.perf_counter()
         rgb, mask, truth = make_photo(rng, name, v, f, width=width, height=height, samples=samples,
-                                      denoise=denoise, seed=seed * 1000 + index)
+                                      denoise=denoise, seed=seed * 1000 + index, **draw)
         photo_id = f"{index:04d}_{name}"
         Image.fromarray(rgb).save(out / f"{photo_id}.png")
         Image.fromarray(mask).save(out / f"{photo_id}_mask.png")
