@@ -206,12 +206,13 @@ def refine(
     elevation_bounds: Tuple[float, float] = (-89.0, 89.0),
     roll_free: bool = True,
     lens_free: bool = True,
+    lens_bounds: Tuple[float, float] = (0.0, math.inf),
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Adam ascent on ``(B, 6)`` starts (``(B, 7)`` with the lens in mm as a 7th column: the focal
     length is estimated too); returns the best iterate of each start, its score and IoU.
 
     ``elevation_bounds`` (degrees) clamp the elevation; ``roll_free=False`` keeps each start's
-    roll, ``lens_free=False`` each start's lens.
+    roll, ``lens_free=False`` each start's lens; ``lens_bounds`` (mm) clamp an estimated lens.
 
     The variables are scaled so that one unit is comparable for all of them: degrees for the
     angles, ``log(distance)`` in 1/50ths and the shift in 1/500ths of the image span. The soft
@@ -247,7 +248,8 @@ def refine(
         values = torch.cat([values[:, :3], values[:, 3:4] + (values[:, :1] - base[:, :1]) * coupling, values[:, 4:]], 1)
         if focal:
             values = torch.cat([values[:, :2], values[:, 2:3] + (values[:, 6:7] - base[:, 6:7]), values[:, 3:]], 1)
-        params = torch.cat([values[:, :2], values[:, 2:3].exp(), values[:, 3:6]] + ([values[:, 6:].exp()] if focal else []), 1)
+        params = torch.cat([values[:, :2], values[:, 2:3].exp(), values[:, 3:6]]
+                           + ([values[:, 6:].exp().clamp(*lens_bounds)] if focal else []), 1)
         params = torch.cat([params[:, :1], params[:, 1:2].clamp(*elevation_bounds), params[:, 2:]], 1)
         score, iou = objective(params, sigma)
         # Compare iterates only once the blur is narrow: wide-blur scores are biased.
@@ -289,12 +291,13 @@ def refine_poses(observation: Observation, mesh: PreparedMesh, views: ViewSet, s
     dev = torch.device(device) if device is not None else torch.device("cpu")
     device_mesh = mesh.to(dev)
     objective_at = _ObjectiveFactory(observation, device_mesh, options, dev)
+    constraints = _constraints(options, observation)
 
     # Explore: every start, a few steps at low resolution with a wide blur.
     explored, explored_score, _ = refine(
         params[start_ids].to(dev, torch.float32), objective_at(options.explore_size),
         iterations=options.explore_iterations, learning_rate=1.5 * options.learning_rate,
-        check=check, progress=(0.35, 0.6), sharpness=(1.5, 0.7), **_constraints(options),
+        check=check, progress=(0.35, 0.6), sharpness=(1.5, 0.7), **constraints,
     )
     timings["explore"] = time.perf_counter() - tick
     tick = time.perf_counter()
@@ -312,7 +315,7 @@ def refine_poses(observation: Observation, mesh: PreparedMesh, views: ViewSet, s
     two_stage = final_size > options.work_size and options.final_iterations > 0
     refined, refined_score, refined_iou = _polish(
         objective_at(options.work_size), explored[keep], options, check, options.iterations, 0.6, (0.8, 0.4),
-        (0.6, 0.85 if two_stage else 0.98), last=not two_stage)
+        (0.6, 0.85 if two_stage else 0.98), last=not two_stage, constraints=constraints)
     if two_stage:
         # Last look at (up to) the photo's own resolution for the finalists and the best one's
         # twins: a stool's back lip or a thin leg is a few pixels there and under one at the
@@ -323,15 +326,20 @@ def refine_poses(observation: Observation, mesh: PreparedMesh, views: ViewSet, s
             finalists += twins_among(refined.cpu(), order_cpu[0], finalists)
         refined, refined_score, refined_iou = _polish(
             objective_at(final_size), refined[finalists], options, check, options.final_iterations, 0.3, (0.5, 0.3),
-            (0.85, 0.98), last=True)
+            (0.85, 0.98), last=True, constraints=constraints)
     timings["refine"] = time.perf_counter() - tick
     return refined.cpu(), refined_score.cpu(), refined_iou.cpu()
 
 
-def _constraints(options: PoseOptions) -> Dict[str, Any]:
-    """What the artist knows, as :func:`refine`'s keyword arguments."""
+def _constraints(options: PoseOptions, observation: Optional[Observation] = None) -> Dict[str, Any]:
+    """What the artist knows (and, estimating the focal length, the lenses searched), as
+    :func:`refine`'s keyword arguments."""
     low, high = options.elevation_range
-    return {"elevation_bounds": (max(low, -89.0), min(high, 89.0)), "roll_free": not options.level_camera}
+    constraints = {"elevation_bounds": (max(low, -89.0), min(high, 89.0)), "roll_free": not options.level_camera}
+    if observation is not None and options.focal == "estimate":
+        lenses = candidate_lenses(observation.search_cam or observation.cam, options)
+        constraints["lens_bounds"] = (min(lenses), max(lenses))
+    return constraints
 
 
 class _ObjectiveFactory:
@@ -369,11 +377,12 @@ def _regrab(observation: Observation, mesh: PreparedMesh, best: torch.Tensor) ->
 
 def _polish(objective: Objective, candidates: torch.Tensor, options: PoseOptions, check: Callable[[float, str], None],
             iterations: int, learning_rate: float, sharpness: Tuple[float, float], progress: Tuple[float, float],
-            last: bool) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Refine ``candidates (B, 6)`` with ``objective``, then break near-ties between twins."""
+            last: bool, constraints: Dict[str, Any]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Refine ``candidates (B, 6|7)`` with ``objective`` under ``constraints`` (:func:`_constraints`),
+    then break near-ties between twins."""
     polished, score, iou = refine(candidates, objective, iterations=iterations,
                                   learning_rate=learning_rate * options.learning_rate,
-                                  check=check, progress=progress, sharpness=sharpness, **_constraints(options))
+                                  check=check, progress=progress, sharpness=sharpness, **constraints)
     # Near-symmetric objects (front/back, 3-fold legs) give their twins almost the same
     # silhouette IoU; the shading inside the outline (∇HOG cosine) and, among near-ties at
     # the last look, occlusion edges break such ties. One render serves both.
@@ -426,7 +435,7 @@ def lens_range_mm(observation: Observation, mesh: PreparedMesh, best: torch.Tens
     starts[:, 6] = lens_t
     dev = torch.device(device) if device is not None else torch.device("cpu")
     objective = _ObjectiveFactory(observation, mesh.to(dev), options, dev)(options.work_size)
-    constraints = dict(_constraints(options), lens_free=False)
+    constraints = dict(_constraints(options, observation), lens_free=False)
     _, scores, _ = refine(starts.to(dev), objective, iterations=max(options.iterations // 2, 1),
                           learning_rate=0.6 * options.learning_rate, check=check, progress=(0.98, 0.99),
                           sharpness=(0.8, 0.4), **constraints)
