@@ -15,6 +15,13 @@ class _GradHOGPanel:
     def poll(cls, context):
         return context.scene is not None and hasattr(context.scene, "gradhog")
 
+    def settings_layout(self, context):
+        """The panel's layout with labels left of the values, and the scene's GradHOG settings."""
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        return layout, context.scene.gradhog
+
 
 class GRADHOG_PT_align(_GradHOGPanel, bpy.types.Panel):
     """Photo, object and camera, and the Align Camera button"""
@@ -23,10 +30,7 @@ class GRADHOG_PT_align(_GradHOGPanel, bpy.types.Panel):
     bl_idname = "GRADHOG_PT_align"
 
     def draw(self, context):
-        layout = self.layout
-        layout.use_property_split = True
-        layout.use_property_decorate = False
-        settings = context.scene.gradhog
+        layout, settings = self.settings_layout(context)
 
         layout.template_ID(settings, "photo_image", open="gradhog.open_photo")
         if settings.photo_image is not None:
@@ -60,10 +64,7 @@ class GRADHOG_PT_cues(_GradHOGPanel, bpy.types.Panel):
     bl_parent_id = "GRADHOG_PT_align"
 
     def draw(self, context):
-        layout = self.layout
-        layout.use_property_split = True
-        layout.use_property_decorate = False
-        settings = context.scene.gradhog
+        layout, settings = self.settings_layout(context)
 
         layout.prop(settings, "mask_source")
         if settings.mask_source == 'IMAGE':
@@ -90,10 +91,7 @@ class GRADHOG_PT_constraints(_GradHOGPanel, bpy.types.Panel):
     bl_parent_id = "GRADHOG_PT_align"
 
     def draw(self, context):
-        layout = self.layout
-        layout.use_property_split = True
-        layout.use_property_decorate = False
-        settings = context.scene.gradhog
+        layout, settings = self.settings_layout(context)
         layout.prop(settings, "level_camera")
         layout.prop(settings, "on_ground")
         layout.prop(settings, "use_elevation_range")
@@ -112,10 +110,7 @@ class GRADHOG_PT_options(_GradHOGPanel, bpy.types.Panel):
     bl_options = {'DEFAULT_CLOSED'}
 
     def draw(self, context):
-        layout = self.layout
-        layout.use_property_split = True
-        layout.use_property_decorate = False
-        settings = context.scene.gradhog
+        layout, settings = self.settings_layout(context)
         layout.prop(settings, "hog_variant")
         layout.prop(settings, "refine")
         column = layout.column()

@@ -8,6 +8,8 @@ import sys
 import numpy as np
 import pytest
 
+from panel_layout import FakeLayout
+
 pytestmark = pytest.mark.bpy
 
 bpy = pytest.importorskip("bpy")
@@ -141,22 +143,6 @@ def test_panel_properties_and_defaults():
     assert {p.bl_space_type for p in panels} == {'VIEW_3D'} and {p.bl_category for p in panels} == {"GradHOG"}
 
 
-class _FakeLayout:
-    """Records what a panel's draw() puts into the layout (a real UILayout needs a window)."""
-
-    def __init__(self, log):
-        self.log = log
-        self.use_property_split = self.use_property_decorate = False
-        self.active = self.enabled = True
-        self.scale_y = 1.0
-
-    def __getattr__(self, name):
-        def record(*args, **kwargs):
-            self.log.append((name, args, kwargs))
-            return _FakeLayout(self.log)
-        return record
-
-
 def test_panels_draw_every_control(tmp_path):
     chair, camera, photo, _ = build_scene(tmp_path)
     configure_panel(chair, camera, photo)
@@ -169,7 +155,7 @@ def test_panels_draw_every_control(tmp_path):
 
     for panel in (bpy.types.GRADHOG_PT_align, bpy.types.GRADHOG_PT_cues, bpy.types.GRADHOG_PT_options,
                   bpy.types.GRADHOG_PT_results):
-        holder = type("Holder", (), {"layout": _FakeLayout(log)})()
+        holder = type("Holder", (), {"layout": FakeLayout(log)})()
         panel.draw(holder, Context)
     drawn = {args[1] for name, args, _ in log if name == "prop"}
     operators_drawn = {args[0] for name, args, _ in log if name == "operator"}

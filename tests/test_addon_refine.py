@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from panel_layout import FakeLayout
+
 pytestmark = pytest.mark.bpy
 
 bpy = pytest.importorskip("bpy")
@@ -19,7 +21,6 @@ from mathutils import Matrix  # noqa: E402
 
 import blender_gradhog as addon  # noqa: E402
 from blender_gradhog import api, cli, cli_align, operators, options, panel, scene as blender_scene  # noqa: E402
-from torch_backend import camera as camera_convention  # noqa: E402
 from torch_backend.pose import AMBIGUOUS_MARGIN  # noqa: E402
 
 DATA = Path(cli_align.demo_assets())
@@ -206,22 +207,6 @@ def test_panel_constraints_reach_pose_options():
     assert options.from_panel(settings)["options"].elevation_range == options.PoseOptions.default("elevation_range")
 
 
-class _FakeLayout:
-    """Records what a panel's draw() puts into the layout (a real UILayout needs a window)."""
-
-    def __init__(self, log):
-        self.log = log
-        self.use_property_split = self.use_property_decorate = False
-        self.active = self.enabled = True
-        self.scale_y = 1.0
-
-    def __getattr__(self, name):
-        def record(*args, **kwargs):
-            self.log.append((name, args, kwargs))
-            return _FakeLayout(self.log)
-        return record
-
-
 def _draw(*panels):
     log = []
 
@@ -231,7 +216,7 @@ def _draw(*panels):
         region_data = None
 
     for cls in panels:
-        cls.draw(type("Holder", (), {"layout": _FakeLayout(log)})(), Context)
+        cls.draw(type("Holder", (), {"layout": FakeLayout(log)})(), Context)
     return log
 
 
