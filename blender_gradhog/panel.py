@@ -6,6 +6,14 @@ import bpy
 from . import operators, scene as blender_scene
 
 
+def _settings_layout(panel, context):
+    """The panel's layout with labels left of the values, and the scene's GradHOG settings."""
+    layout = panel.layout
+    layout.use_property_split = True
+    layout.use_property_decorate = False
+    return layout, context.scene.gradhog
+
+
 class _GradHOGPanel:
     bl_space_type = 'VIEW_3D'
     bl_region_type = 'UI'
@@ -15,13 +23,6 @@ class _GradHOGPanel:
     def poll(cls, context):
         return context.scene is not None and hasattr(context.scene, "gradhog")
 
-    def settings_layout(self, context):
-        """The panel's layout with labels left of the values, and the scene's GradHOG settings."""
-        layout = self.layout
-        layout.use_property_split = True
-        layout.use_property_decorate = False
-        return layout, context.scene.gradhog
-
 
 class GRADHOG_PT_align(_GradHOGPanel, bpy.types.Panel):
     """Photo, object and camera, and the Align Camera button"""
@@ -30,7 +31,7 @@ class GRADHOG_PT_align(_GradHOGPanel, bpy.types.Panel):
     bl_idname = "GRADHOG_PT_align"
 
     def draw(self, context):
-        layout, settings = self.settings_layout(context)
+        layout, settings = _settings_layout(self, context)
 
         layout.template_ID(settings, "photo_image", open="gradhog.open_photo")
         if settings.photo_image is not None:
@@ -64,7 +65,7 @@ class GRADHOG_PT_cues(_GradHOGPanel, bpy.types.Panel):
     bl_parent_id = "GRADHOG_PT_align"
 
     def draw(self, context):
-        layout, settings = self.settings_layout(context)
+        layout, settings = _settings_layout(self, context)
 
         layout.prop(settings, "mask_source")
         if settings.mask_source == 'IMAGE':
@@ -91,7 +92,7 @@ class GRADHOG_PT_constraints(_GradHOGPanel, bpy.types.Panel):
     bl_parent_id = "GRADHOG_PT_align"
 
     def draw(self, context):
-        layout, settings = self.settings_layout(context)
+        layout, settings = _settings_layout(self, context)
         layout.prop(settings, "level_camera")
         layout.prop(settings, "on_ground")
         layout.prop(settings, "use_elevation_range")
@@ -110,7 +111,7 @@ class GRADHOG_PT_options(_GradHOGPanel, bpy.types.Panel):
     bl_options = {'DEFAULT_CLOSED'}
 
     def draw(self, context):
-        layout, settings = self.settings_layout(context)
+        layout, settings = _settings_layout(self, context)
         layout.prop(settings, "hog_variant")
         layout.prop(settings, "refine")
         column = layout.column()
