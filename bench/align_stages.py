@@ -93,11 +93,13 @@ def one_run(mesh: str, photo: str, mask: str, renderer: str, out: str) -> dict:
 
     stages["import bpy"] = time.perf_counter() - tick
     from blender_gradhog import api, cli_align, options, views
+    from blender_gradhog import scene as blender_scene
 
     tick = time.perf_counter()
     scene = cli_align.fresh_scene()
     obj = cli_align.import_mesh(mesh)
-    camera = cli_align.new_camera(scene, lens_mm=50.0, sensor_width_mm=36.0)
+    camera = blender_scene.new_camera(scene)
+    camera.data.lens, camera.data.sensor_width = 50.0, 36.0
     stages["mesh import"] = time.perf_counter() - tick
     tick = time.perf_counter()
     job = api.prepare(photo, obj, camera, scene=scene, mask=mask, mask_source="IMAGE", coarse_views=False)
