@@ -96,7 +96,7 @@ def main() -> None:
             rows.append(("Dask LocalCluster (2 workers)",
                          timed_run(manifest, out, ["--scheduler", cluster.scheduler_address], args.no_refine), out))
         reference = poses(rows[0][2])
-        print(f"\n| run | wall s | photos / min | vs --jobs 1 | same poses as --jobs 1 |")
+        print("\n| run | wall s | photos / min | vs --jobs 1 | same poses as --jobs 1 |")
         print("|---|---:|---:|---:|---:|")
         for label, seconds, out in rows:
             print(f"| {label} | {seconds:.1f} | {60 * args.photos / seconds:.2f} | {rows[0][1] / seconds:.2f}x | "

@@ -45,8 +45,6 @@ sys.path.insert(0, str(REPO / "bench"))
 import pose_common  # noqa: E402
 from pose_accuracy import errors, intrinsics_of  # noqa: E402
 
-from torch_backend import meshes  # noqa: E402
-from torch_backend.images import load_image  # noqa: E402
 from torch_backend.pose import CoarseViewCache, estimate_pose  # noqa: E402
 
 MODES = ("mask", "box")
@@ -66,11 +64,7 @@ def run(records, modes, options, *, log=print, json_path=None):
     results = {mode: [] for mode in modes}
     mesh_cache = {}
     for number, record in enumerate(records):
-        if record["mesh_path"] not in mesh_cache:
-            mesh_cache[record["mesh_path"]] = meshes.read_obj(record["mesh_path"])
-        vertices, faces = mesh_cache[record["mesh_path"]]
-        photo = load_image(record["photo_path"], mode="rgb")
-        mask = load_image(record["mask_path"], mode="gray")[..., 0] > 0.5
+        vertices, faces, photo, mask = pose_common.load_record(record, mesh_cache)
         truth = float(record["lens_mm"])
         for mode in modes:
             cue = {"mask": mask} if mode == "mask" else {"bbox": [float(v) for v in record["bbox"]]}

@@ -19,7 +19,9 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import torch
 
-from torch_backend import camera
+from torch_backend import camera, meshes
+from torch_backend.images import load_image, read_mask
+from torch_backend.masks import coverage_mask
 
 THRESHOLDS_DEG = (90.0, 45.0, 22.5, 15.0)
 
@@ -107,6 +109,16 @@ def load_index(root: Path) -> List[Dict]:
             record[f"{key}_path"] = str(root / record[key])
         records.append(record)
     return records
+
+
+def load_record(record: Dict, loaded_meshes: Dict) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(vertices, faces, photo (H, W, 3) float, mask (H, W) bool)`` of one set record; meshes are
+    read once into ``loaded_meshes`` (path -> arrays), a batch of photos shares them."""
+    if record["mesh_path"] not in loaded_meshes:
+        loaded_meshes[record["mesh_path"]] = meshes.read_obj(record["mesh_path"])
+    vertices, faces = loaded_meshes[record["mesh_path"]]
+    photo = load_image(record["photo_path"], mode="rgb")
+    return vertices, faces, photo, coverage_mask(read_mask(record["mask_path"]))
 
 
 def bbox_of_mask(mask: np.ndarray) -> Tuple[int, int, int, int]:

@@ -34,8 +34,6 @@ sys.path.insert(0, str(REPO / "bench"))
 import pose_accuracy  # noqa: E402
 import pose_common  # noqa: E402
 
-from torch_backend import meshes  # noqa: E402
-from torch_backend.images import load_image  # noqa: E402
 from torch_backend.pose import CoarseViewCache, estimate_pose  # noqa: E402
 
 MODES = ("mask", "box")
@@ -61,11 +59,7 @@ def run(records, modes, offsets, *, seed: int = 0, within: float = 10.0, log=pri
     cache = CoarseViewCache(max_entries=8)
     loaded, rows = {}, []
     for number, record in enumerate(records):
-        if record["mesh_path"] not in loaded:
-            loaded[record["mesh_path"]] = meshes.read_obj(record["mesh_path"])
-        vertices, faces = loaded[record["mesh_path"]]
-        photo = load_image(record["photo_path"], mode="rgb")
-        mask = load_image(record["mask_path"], mode="gray")[..., 0] > 0.5
+        vertices, faces, photo, mask = pose_common.load_record(record, loaded)
         truth = (record["azimuth"], record["elevation"], record["roll"])
         for offset in offsets:
             start = None
